@@ -1,7 +1,18 @@
 # Hand-written stub for the Rust extension module virtkit._core.
 # tests/test_core_stub.py checks it against the built module with mypy.stubtest.
 from collections.abc import Iterator, Sequence
-from typing import Union, final
+from typing import TypeAlias, Union, final
+
+__all__ = [
+    "__version__",
+    "uuid_parse",
+    "uuid_format",
+    "uuid_normalize",
+    "uuid_generate",
+    "SExpr",
+    "sexpr_parse",
+    "sexpr_dumps",
+]
 
 __version__: str
 
@@ -12,7 +23,7 @@ def uuid_normalize(text: str) -> str: ...
 def uuid_generate() -> bytes: ...
 
 # S-expressions (rust/src/sexpr.rs)
-Tree = Union[str, int, "SExpr", Sequence["Tree"]]
+_Tree: TypeAlias = Union[str, int, "SExpr", Sequence["_Tree"]]
 
 @final
 class SExpr:
@@ -41,5 +52,5 @@ class SExpr:
     def __eq__(self, other: object, /) -> bool: ...
     def __ne__(self, other: object, /) -> bool: ...
 
-def sexpr_parse(data: bytes | str, *, close_at_eof: bool = False) -> SExpr: ...
-def sexpr_dumps(tree: Tree, *, indent: int | None = None) -> str: ...
+def sexpr_parse(data: bytes | str, *, lenient: bool = False) -> SExpr: ...
+def sexpr_dumps(tree: _Tree, *, indent: int | None = None) -> str: ...

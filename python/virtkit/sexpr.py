@@ -36,7 +36,7 @@ from virtkit.errors import VirtError
 
 __all__ = ["SExpr", "loads", "dumps", "join_continuations", "main"]
 
-#: ``loads(data, *, close_at_eof=False) -> SExpr``
+#: ``loads(data, *, lenient=False) -> SExpr``
 loads = sexpr_parse
 #: ``dumps(tree, *, indent=None) -> str``
 dumps = sexpr_dumps
@@ -59,8 +59,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--indent", type=int, default=4, help="spaces per level (default 4)")
     parser.add_argument("--join-continuations", action="store_true",
                         help="remove backslash-newline pairs first (libvirt test files)")
-    parser.add_argument("--close-at-eof", action="store_true",
-                        help="close lists left open at the end of the input")
+    parser.add_argument("--lenient", action="store_true",
+                        help="accept what libvirt's parser did: close lists left open "
+                        "at the end, ignore text after the first expression")
     args = parser.parse_args(argv)
     status = 0
     for name in args.files:
@@ -72,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     data = f.read()
             if args.join_continuations:
                 data = join_continuations(data)
-            tree = loads(data, close_at_eof=args.close_at_eof)
+            tree = loads(data, lenient=args.lenient)
             if args.get:
                 for path in args.get:
                     value = tree.get(path)

@@ -37,9 +37,11 @@ pub struct Document {
 /// Parse options.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ParseOptions {
-    /// Close lists still open at the end of input instead of failing
-    /// (libvirt's own parser did this; one corpus file depends on it).
-    pub close_at_eof: bool,
+    /// Accept what libvirt's own parser accepted: lists still open at the
+    /// end of input are closed, and anything after the first complete
+    /// expression is ignored (one corpus file has a stray `)` at its end).
+    /// Off by default: a truncated reply from xend is an error.
+    pub lenient: bool,
 }
 
 #[inline]
@@ -157,7 +159,7 @@ impl Parser<'_> {
             let Some(&c) = self.input.get(self.pos) else {
                 // End of input.
                 if let Some(frame) = self.frames.last() {
-                    if !self.options.close_at_eof {
+                    if !self.options.lenient {
                         let opened = frame.offset;
                         return Err(self.error(
                             "')'",
@@ -177,6 +179,9 @@ impl Parser<'_> {
                 break;
             };
             if root.is_some() {
+                if self.options.lenient {
+                    break;
+                }
                 return Err(self.error("end of input after the S-expression", self.pos, ""));
             }
             let completed = match c {
@@ -726,10 +731,13 @@ mod tests {
     }
 
     #[test]
-    fn close_at_eof_is_opt_in() {
-        let opts = ParseOptions { close_at_eof: true };
+    fn lenient_is_opt_in() {
+        let opts = ParseOptions { lenient: true };
         let d = parse(b"(vm (name x) (device (vif (ip 1.2.3.4))", opts).unwrap();
         assert_eq!(d.get_str(d.root(), "vm/device/vif/ip").unwrap(), Some("1.2.3.4"));
+        let d = parse(b"(vm (name x)))", opts).unwrap();
+        assert_eq!(d.get_str(d.root(), "vm/name").unwrap(), Some("x"));
+        assert!(parse(b"(vm (name x)))", ParseOptions::default()).is_err());
     }
 
     #[test]

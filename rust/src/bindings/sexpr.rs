@@ -324,9 +324,9 @@ fn copy_into(b: &mut Builder, doc: &Document, id: NodeId) -> PyResult<NodeId> {
 
 /// Parse one S-expression from bytes or str.
 #[pyfunction]
-#[pyo3(signature = (data, *, close_at_eof=false))]
-fn sexpr_parse(py: Python<'_>, data: &Bound<'_, PyAny>, close_at_eof: bool) -> PyResult<SExpr> {
-    let options = ParseOptions { close_at_eof };
+#[pyo3(signature = (data, *, lenient=false))]
+fn sexpr_parse(py: Python<'_>, data: &Bound<'_, PyAny>, lenient: bool) -> PyResult<SExpr> {
+    let options = ParseOptions { lenient };
     let doc = if let Ok(bytes) = data.cast::<PyBytes>() {
         parse_slice(py, bytes.as_bytes(), options)?
     } else if let Ok(text) = data.cast::<PyString>() {
