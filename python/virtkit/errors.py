@@ -280,8 +280,8 @@ class VirtError(Exception):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({self.message!r}, code={self.code.name}, "
-            f"domain={self.domain.name})"
+            f"{type(self).__name__}({self.message!r}, code={getattr(self.code, 'name', self.code)}, "
+            f"domain={getattr(self.domain, 'name', self.domain)})"
         )
 
     # libvirt-python spellings, for scripts ported from it.

@@ -1,6 +1,6 @@
 //! `SExpr` and the `sexpr_*` functions of `virtkit._core`.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::error::CoreError;
@@ -174,6 +174,9 @@ fn to_tree(py: Python<'_>, doc: &Document, id: NodeId) -> PyResult<Py<PyAny>> {
     if let Some(s) = doc.atom(id) {
         return Ok(PyString::new(py, s).into_any().unbind());
     }
+    // Short atoms repeat a lot (keys such as `device`, `vbd`, `uname`):
+    // create each distinct one once.
+    let mut interned: HashMap<&str, Bound<'_, PyString>> = HashMap::new();
     // Post-order without recursion: (list node, next child, results start).
     let mut frames: Vec<(NodeId, usize, usize)> = vec![(id, 0, 0)];
     let mut results: Vec<Bound<'_, PyAny>> = Vec::new();
@@ -183,7 +186,14 @@ fn to_tree(py: Python<'_>, doc: &Document, id: NodeId) -> PyResult<Py<PyAny>> {
             let child = children[top.1];
             top.1 += 1;
             match doc.view(child) {
-                View::Atom(s) => results.push(PyString::new(py, s).into_any()),
+                View::Atom(s) if s.len() > 24 => results.push(PyString::new(py, s).into_any()),
+                View::Atom(s) => results.push(
+                    interned
+                        .entry(s)
+                        .or_insert_with(|| PyString::new(py, s))
+                        .clone()
+                        .into_any(),
+                ),
                 View::List(_) => frames.push((child, 0, results.len())),
             }
         } else {
