@@ -7,11 +7,28 @@ libvirt's ``virError`` has (``str1``..``str3``, ``int1``, ``int2``). The
 numbers of both enums equal libvirt's, so scripts can compare them with the
 values they know; both enums are append-only.
 
-The tree::
+The tree (code each class sets by default)::
 
-    VirtError
+    VirtError                                       INTERNAL_ERROR
     +-- InvalidArgumentError (also ValueError)      INVALID_ARG
     |   +-- InvalidUUIDError                        INVALID_ARG
+    |   +-- InvalidURIError                         INVALID_ARG: malformed URI
+    +-- ConnectionFailedError                       NO_CONNECT: no driver / cannot open
+    +-- InvalidConnectionError                      INVALID_CONN: used after close
+    +-- NoSupportError                              NO_SUPPORT: the driver lacks the operation
+    +-- OperationDeniedError (also PermissionError) OPERATION_DENIED: read-only connection
+    +-- OperationInvalidError                       OPERATION_INVALID: wrong object state
+    +-- OperationFailedError                        OPERATION_FAILED
+    +-- NoDomainError (also LookupError)            NO_DOMAIN
+    +-- NoNetworkError (also LookupError)           NO_NETWORK
+    +-- DomainExistsError                           DOM_EXIST
+    +-- NetworkExistsError                          NETWORK_EXIST
+    +-- XMLError (also ValueError)                  XML_ERROR: malformed or invalid XML (.line, .element)
+    |   +-- XMLSchemaError                          XML_INVALID_SCHEMA: fails the Relax-NG schema
+    +-- ConfigSyntaxError (also ValueError)         CONF_SYNTAX: XM config files
+    +-- SaveFileError                               READ_FAILED: a save file that cannot be restored
+    +-- VirtSystemError (also OSError)              SYSTEM_ERROR: a system call failed (.errno)
+    +-- RPCError                                    RPC: a protocol failure talking to a daemon
     +-- SExprError                                  SEXPR_SERIAL, from SEXPR
         +-- SExprSyntaxError (also ValueError)      malformed text: .offset, .expected
         +-- SExprValueError (also ValueError)       a value of the wrong type: .path
@@ -32,6 +49,23 @@ __all__ = [
     "VirtError",
     "InvalidArgumentError",
     "InvalidUUIDError",
+    "InvalidURIError",
+    "ConnectionFailedError",
+    "InvalidConnectionError",
+    "NoSupportError",
+    "OperationDeniedError",
+    "OperationInvalidError",
+    "OperationFailedError",
+    "NoDomainError",
+    "NoNetworkError",
+    "DomainExistsError",
+    "NetworkExistsError",
+    "XMLError",
+    "XMLSchemaError",
+    "ConfigSyntaxError",
+    "SaveFileError",
+    "VirtSystemError",
+    "RPCError",
     "SExprError",
     "SExprSyntaxError",
     "SExprValueError",
@@ -318,6 +352,123 @@ class InvalidArgumentError(VirtError, ValueError):
 
 class InvalidUUIDError(InvalidArgumentError):
     """A string or byte string that is not a UUID; the message says why."""
+
+
+class InvalidURIError(InvalidArgumentError):
+    """A connection URI that does not follow libvirt's grammar."""
+
+
+class ConnectionFailedError(VirtError):
+    """No driver handles the URI, or the driver could not open it."""
+
+    default_code = ErrorCode.NO_CONNECT
+
+
+class InvalidConnectionError(VirtError):
+    """A connection (or an object of it) used after it was closed."""
+
+    default_code = ErrorCode.INVALID_CONN
+
+
+class NoSupportError(VirtError):
+    """The driver does not implement the operation; the message names both."""
+
+    default_code = ErrorCode.NO_SUPPORT
+
+
+class OperationDeniedError(VirtError, PermissionError):
+    """A mutating operation on a read-only connection."""
+
+    default_code = ErrorCode.OPERATION_DENIED
+
+
+class OperationInvalidError(VirtError):
+    """The object is in the wrong state for the operation; the message names the state."""
+
+    default_code = ErrorCode.OPERATION_INVALID
+
+
+class OperationFailedError(VirtError):
+    """The operation was attempted and failed."""
+
+    default_code = ErrorCode.OPERATION_FAILED
+
+
+class NoDomainError(VirtError, LookupError):
+    """No domain with that name, id or UUID."""
+
+    default_code = ErrorCode.NO_DOMAIN
+
+
+class NoNetworkError(VirtError, LookupError):
+    """No network with that name or UUID."""
+
+    default_code = ErrorCode.NO_NETWORK
+
+
+class DomainExistsError(VirtError):
+    """A domain with that name or UUID already exists."""
+
+    default_code = ErrorCode.DOM_EXIST
+
+
+class NetworkExistsError(VirtError):
+    """A network with that name or UUID already exists."""
+
+    default_code = ErrorCode.NETWORK_EXIST
+
+
+class XMLError(VirtError, ValueError):
+    """Malformed or invalid XML. ``line`` and ``element`` say where, when known."""
+
+    default_code = ErrorCode.XML_ERROR
+
+    def __init__(self, message: str, *, line: int | None = None, element: str | None = None,
+                 **kw: object) -> None:
+        super().__init__(message, int1=-1 if line is None else line, str1=element,
+                         **kw)  # type: ignore[arg-type]
+        self.line = line
+        self.element = element
+
+
+class XMLSchemaError(XMLError):
+    """A well-formed document that the Relax-NG schema refuses."""
+
+    default_code = ErrorCode.XML_INVALID_SCHEMA
+
+
+class ConfigSyntaxError(VirtError, ValueError):
+    """A malformed XM config file; ``line`` says where."""
+
+    default_code = ErrorCode.CONF_SYNTAX
+    default_domain = ErrorDomain.CONF
+
+    def __init__(self, message: str, *, line: int | None = None, **kw: object) -> None:
+        super().__init__(message, int1=-1 if line is None else line, **kw)  # type: ignore[arg-type]
+        self.line = line
+
+
+class SaveFileError(VirtError):
+    """A save file that is truncated, foreign or unreadable."""
+
+    default_code = ErrorCode.READ_FAILED
+
+
+class VirtSystemError(VirtError, OSError):
+    """A system call failed; ``errno`` is set."""
+
+    default_code = ErrorCode.SYSTEM_ERROR
+
+    def __init__(self, message: str, *, errno: int | None = None, **kw: object) -> None:
+        super().__init__(message, int1=-1 if errno is None else errno, **kw)  # type: ignore[arg-type]
+        self.errno = errno
+
+
+class RPCError(VirtError):
+    """A protocol failure talking to a daemon (not an error the daemon reported)."""
+
+    default_code = ErrorCode.RPC
+    default_domain = ErrorDomain.RPC
 
 
 class SExprError(VirtError):

@@ -1,0 +1,1 @@
+"""XML documents: typed models, parsing and formatting, Relax-NG schemas."""
