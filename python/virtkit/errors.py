@@ -497,3 +497,47 @@ class SExprValueError(SExprError, ValueError):
     def __init__(self, message: str, *, path: str = "", **kw: object) -> None:
         super().__init__(message, str1=path, **kw)  # type: ignore[arg-type]
         self.path = path
+
+
+# --- last error and error handlers (libvirt's virGetLastError / virSetErrorFunc) ---------
+
+import threading  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+
+#: ``handler(error)`` called for every error virtkit raises through its public API.
+ErrorHandler = Callable[[VirtError], None]
+
+_local = threading.local()
+_global_handler: ErrorHandler | None = None
+
+
+def get_last_error() -> VirtError | None:
+    """The last error raised by the public API in this thread, or None."""
+    return getattr(_local, "error", None)
+
+
+def reset_last_error() -> None:
+    """Forget this thread's last error."""
+    _local.error = None
+
+
+def register_error_handler(handler: ErrorHandler | None) -> None:
+    """Call ``handler(error)`` for every error raised by the public API (None removes it).
+
+    A per-connection handler (``Connection.register_error_handler``) takes
+    precedence for errors on that connection. Exceptions raised by a handler
+    are ignored, so a faulty handler cannot hide the original error.
+    """
+    global _global_handler
+    _global_handler = handler
+
+
+def report(error: VirtError, handler: ErrorHandler | None = None) -> None:
+    """Record ``error`` as this thread's last error and call the handler."""
+    _local.error = error
+    chosen = handler if handler is not None else _global_handler
+    if chosen is not None:
+        try:
+            chosen(error)
+        except Exception:  # noqa: BLE001 - a handler must not mask the error
+            pass

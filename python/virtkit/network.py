@@ -1,0 +1,105 @@
+"""Virtual networks, as the public API presents them."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from virtkit.connection import Connection
+    from virtkit.drivers.interface import NetworkRef
+
+__all__ = ["Network"]
+
+
+class Network:
+    """A virtual network of a connection. Obtain it from the connection."""
+
+    __slots__ = ("_conn", "_ref")
+
+    def __init__(self, conn: Connection, ref: NetworkRef) -> None:
+        self._conn = conn
+        self._ref = ref
+
+    def __repr__(self) -> str:
+        return f"<virtkit.Network {self._ref.name!r}>"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, Network) and other._conn is self._conn
+                and other._ref.uuid == self._ref.uuid)
+
+    def __hash__(self) -> int:
+        return hash(self._ref.uuid)
+
+    @property
+    def connection(self) -> Connection:
+        """The connection this network belongs to."""
+        return self._conn
+
+    @property
+    def name(self) -> str:
+        """The network's name."""
+        return self._ref.name
+
+    @property
+    def uuid(self) -> bytes:
+        """The network's UUID, 16 raw bytes."""
+        return self._ref.uuid
+
+    @property
+    def uuid_string(self) -> str:
+        """The network's UUID in canonical form."""
+        from virtkit.uuid import format_uuid
+
+        return format_uuid(self._ref.uuid)
+
+    def _op(self, op: str, *args: object) -> object:
+        return self._conn._call_on(op, self._ref, *args)
+
+    def xml_desc(self, inactive: bool = False) -> str:
+        """The network's XML (live, with the bridge actually used, unless ``inactive``)."""
+        from virtkit.xml.network import format_network
+
+        return format_network(self._op("network_get_config", bool(inactive)))  # type: ignore[arg-type]
+
+    def bridge_name(self) -> str:
+        """The bridge device the network uses."""
+        return self._op("network_get_bridge_name")  # type: ignore[return-value]
+
+    def is_active(self) -> bool:
+        """True when the network is up."""
+        return self._op("network_is_active")  # type: ignore[return-value]
+
+    def is_persistent(self) -> bool:
+        """True when the network is defined."""
+        return self._op("network_is_persistent")  # type: ignore[return-value]
+
+    def start(self) -> None:
+        """Bring a defined network up (libvirt's ``virNetworkCreate``)."""
+        self._op("network_start")
+
+    create = start
+
+    def destroy(self) -> None:
+        """Take the network down; a transient network disappears."""
+        self._op("network_destroy")
+
+    def undefine(self) -> None:
+        """Forget the definition; an active network stays up as transient."""
+        self._op("network_undefine")
+
+    @property
+    def autostart(self) -> bool:
+        """Whether the network starts with the host; assign to change it."""
+        return self.get_autostart()
+
+    @autostart.setter
+    def autostart(self, value: bool) -> None:
+        self.set_autostart(value)
+
+    def get_autostart(self) -> bool:
+        """Whether the network starts with the host."""
+        return self._op("network_get_autostart")  # type: ignore[return-value]
+
+    def set_autostart(self, autostart: bool) -> None:
+        """Mark the (defined) network to start, or not, with the host."""
+        self._op("network_set_autostart", bool(autostart))
