@@ -1,0 +1,864 @@
+"""The command table: every command, its options, help text and handler.
+
+Each :class:`~virtkit.cli.parser.Command` lists its options in positional
+order; a handler receives the :class:`~virtkit.cli.session.Session` and the
+bound :class:`~virtkit.cli.parser.Args`. Handlers print what today's virsh
+prints (see :mod:`virtkit.cli.output` for the layouts) and raise
+:class:`~virtkit.cli.session.CommandError` with virsh's context line when the
+API refuses. They import what they need when they run: the XML layer, JSON
+and the progress bar are loaded only by the commands that use them.
+
+The commands are those of libvirt 0.2.2's virsh, each taking a domain by id,
+UUID or name, plus ``net-info`` and ``list --name/--uuid/--id`` from today's
+virsh and ``--json`` on the listing and info commands.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from virtkit.cli.i18n import N_, _
+from virtkit.cli.parser import Args, Command, Opt
+from virtkit.cli.session import CommandError, QuitRequested, Session
+
+if TYPE_CHECKING:
+    from virtkit.domain import Domain
+    from virtkit.network import Network
+
+__all__ = ["COMMANDS", "find", "GROUPS"]
+
+T = TypeVar("T")
+
+#: Largest XML file a command reads (virsh's limit too).
+MAX_XML_FILE = 10 * 1024 * 1024
+
+#: Help groups: keyword -> title (marked for translation).
+GROUPS = {
+    "domain": N_("Domain Management"),
+    "monitor": N_("Domain Monitoring"),
+    "host": N_("Host and Hypervisor"),
+    "network": N_("Networking"),
+    "virtkit": N_("Virtkit itself"),
+}
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+def _attempt(context: str | None, call: Callable[[], T]) -> T:
+    """Run an API call; a VirtError becomes a CommandError with ``context``."""
+    from virtkit.errors import VirtError
+
+    try:
+        return call()
+    except VirtError as e:
+        raise CommandError(context, e) from None
+
+
+def _read_xml(path: str) -> str:
+    """The text of an XML file the user named, or virsh's error for it."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read(MAX_XML_FILE + 1)
+    except IsADirectoryError as e:
+        raise CommandError(_("Failed to read file '%(path)s': %(reason)s")
+                           % {"path": path, "reason": e.strerror}) from None
+    except OSError as e:
+        raise CommandError(_("Failed to open file '%(path)s': %(reason)s")
+                           % {"path": path, "reason": e.strerror}) from None
+    if len(data) > MAX_XML_FILE:
+        raise CommandError(_("Failed to read file '%(path)s': larger than %(limit)d bytes")
+                           % {"path": path, "limit": MAX_XML_FILE})
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise CommandError(_("Failed to read file '%(path)s': not UTF-8 text (byte %(offset)d)")
+                           % {"path": path, "offset": e.start}) from None
+
+
+def _yes_no(value: bool) -> str:
+    return _("yes") if value else _("no")
+
+
+def _ensure_newline(text: str) -> str:
+    return text if text.endswith("\n") else text + "\n"
+
+
+def _json(s: Session, document: object) -> None:
+    from virtkit.cli.output import to_json
+
+    s.json_output = True
+    s.print(to_json(document))
+
+
+def _dom_arg(s: Session, a: Args) -> Domain:
+    return s.domain(a.text("domain"))
+
+
+def _net_arg(s: Session, a: Args) -> Network:
+    return s.network(a.text("network"))
+
+
+#: virsh's words for each state (equal to DomainState.label; marked here for translation).
+STATE_LABELS = {
+    0: N_("no state"), 1: N_("running"), 2: N_("idle"), 3: N_("paused"), 4: N_("in shutdown"),
+    5: N_("shut off"), 6: N_("crashed"), 7: N_("pmsuspended"),
+}
+
+
+def _state_label(state: int) -> str:
+    label = STATE_LABELS.get(int(state))
+    return _(label) if label is not None else _("unknown")
+
+
+_DOMAIN = Opt("domain", "domain", N_("domain name, id or uuid"), required=True, positional=True)
+_NETWORK = Opt("network", "network", N_("network name or uuid"), required=True, positional=True)
+_JSON = Opt("json", "bool", N_("print one JSON document instead of the table"))
+
+
+# --- domains: listing and information ------------------------------------------------------------
+
+def cmd_list(s: Session, a: Args) -> None:
+    from virtkit.errors import NoDomainError
+
+    conn = s.connection()
+    everything = a.flag("all")
+    want_active = everything or not a.flag("inactive")
+    want_inactive = everything or a.flag("inactive")
+    listing = _attempt(_("Failed to list domains"), conn.list_all_domains)
+    entries: list[tuple[int, Domain, int]] = []
+    for dom in listing:
+        try:
+            state = int(dom.state())
+            dom_id = dom.id
+        except NoDomainError:
+            continue  # went away while listing
+        except Exception as e:  # noqa: BLE001 - reported like any API failure
+            raise CommandError(_("Failed to list domains"), e) from None
+        active = dom_id >= 0
+        if (active and want_active) or (not active and want_inactive):
+            entries.append((dom_id, dom, state))
+    entries.sort(key=lambda e: (e[0] < 0, e[0] if e[0] >= 0 else 0, e[1].name))
+    if a.flag("json"):
+        _json(s, [{"id": i if i >= 0 else None, "name": d.name, "uuid": d.uuid_string,
+                   "state": _state_label(st), "state_code": st} for i, d, st in entries])
+        return
+    if a.flag("name") or a.flag("uuid") or a.flag("id"):
+        lines: list[str] = []
+        for i, d, _st in entries:
+            if a.flag("id") and i < 0:
+                continue
+            cols = ([str(i)] if a.flag("id") else []) + ([d.name] if a.flag("name") else []) + \
+                   ([d.uuid_string] if a.flag("uuid") else [])
+            lines.append(" ".join(cols) + "\n")
+        s.print("".join(lines))
+        return
+    from virtkit.cli.output import table
+
+    rows = [(str(i) if i >= 0 else "-", d.name, _state_label(st)) for i, d, st in entries]
+    s.print(table((_("Id"), _("Name"), _("State")), rows, quiet=s.quiet))
+
+
+def cmd_dominfo(s: Session, a: Args) -> None:
+    from virtkit.cli.output import cpu_seconds, fields
+
+    dom = _dom_arg(s, a)
+    failed = _("Failed to get information of domain '%s'") % dom.name
+    info = _attempt(failed, dom.info)
+    dom_id = _attempt(failed, lambda: dom.id)
+    os_type = _attempt(failed, dom.os_type)
+    persistent = _attempt(failed, dom.is_persistent)
+    autostart = _attempt(failed, dom.get_autostart)
+    if a.flag("json"):
+        _json(s, {
+            "id": dom_id if dom_id >= 0 else None, "name": dom.name, "uuid": dom.uuid_string,
+            "os_type": os_type, "state": _state_label(info.state), "state_code": int(info.state),
+            "cpus": info.nr_virt_cpu, "cpu_time_ns": info.cpu_time,
+            "max_memory_kib": info.max_memory, "used_memory_kib": info.memory,
+            "persistent": persistent, "autostart": autostart, "managed_save": False,
+        })
+        return
+    pairs = [
+        (_("Id:"), str(dom_id) if dom_id >= 0 else "-"),
+        (_("Name:"), dom.name),
+        (_("UUID:"), dom.uuid_string),
+        (_("OS Type:"), os_type),
+        (_("State:"), _state_label(info.state)),
+        (_("CPU(s):"), str(info.nr_virt_cpu)),
+    ]
+    if info.cpu_time:
+        pairs.append((_("CPU time:"), cpu_seconds(info.cpu_time)))
+    pairs += [
+        (_("Max memory:"), _("%d KiB") % info.max_memory),
+        (_("Used memory:"), _("%d KiB") % info.memory),
+        (_("Persistent:"), _yes_no(persistent)),
+        (_("Autostart:"), _("enable") if autostart else _("disable")),
+        # No driver keeps managed-save images, so there is never one.
+        (_("Managed save:"), _("no")),
+    ]
+    s.print(fields(pairs, 15))
+
+
+def cmd_domstate(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    state = int(_attempt(_("Failed to get state of domain '%s'") % dom.name, dom.state))
+    if a.flag("json"):
+        _json(s, {"name": dom.name, "state": _state_label(state), "state_code": state})
+        return
+    s.print(_state_label(state) + "\n")
+
+
+def cmd_domid(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    dom_id = _attempt(_("failed to get domain '%s'") % a.text("domain"), lambda: dom.id)
+    s.print((str(dom_id) if dom_id >= 0 else "-") + "\n")
+
+
+def cmd_domname(s: Session, a: Args) -> None:
+    s.print(_dom_arg(s, a).name + "\n")
+
+
+def cmd_domuuid(s: Session, a: Args) -> None:
+    s.print(_dom_arg(s, a).uuid_string + "\n")
+
+
+#: vCPU number, host CPU, state, CPU time (ns), affinity; None where unknown (inactive).
+_VcpuRow = tuple[int, int | None, str | None, int | None, tuple[bool, ...]]
+
+
+def cmd_vcpuinfo(s: Session, a: Args) -> None:
+    from virtkit.cli.output import cpu_seconds, fields
+    from virtkit.cpuset import cpumap_to_yn
+
+    dom = _dom_arg(s, a)
+    failed = _("Failed to get vCPU information of domain '%s'") % dom.name
+    entries: list[_VcpuRow]
+    if _attempt(failed, dom.is_active):
+        vcpus = _attempt(failed, dom.vcpus)
+        entries = [(v.number, v.cpu, _vcpu_state(int(v.state)), v.cpu_time, v.affinity)
+                   for v in vcpus]
+    else:
+        entries = _inactive_vcpus(s, dom, failed)
+    if a.flag("json"):
+        from virtkit.cpuset import format_cpulist
+
+        _json(s, [{"vcpu": n, "cpu": cpu, "state": state, "cpu_time_ns": t,
+                   "affinity": cpumap_to_yn(aff), "cpulist": format_cpulist(aff)}
+                  for n, cpu, state, t, aff in entries])
+        return
+    blocks: list[str] = []
+    for n, cpu, state, t, aff in entries:
+        if state is None:
+            # Today's virsh prints these N/A lines for an inactive domain, "CPU time"
+            # without its colon included; kept so that both parse alike.
+            pairs = [(_("VCPU:"), str(n)), (_("CPU:"), _("N/A")), (_("State:"), _("N/A")),
+                     (_("CPU time"), _("N/A")), (_("CPU Affinity:"), cpumap_to_yn(aff))]
+        else:
+            pairs = [(_("VCPU:"), str(n)), (_("CPU:"), str(cpu)), (_("State:"), state),
+                     (_("CPU time:"), cpu_seconds(t or 0)),
+                     (_("CPU Affinity:"), cpumap_to_yn(aff))]
+        blocks.append(fields(pairs, 15) + "\n")
+    s.print("".join(blocks))
+
+
+def _vcpu_state(state: int) -> str:
+    return {0: _("offline"), 1: _("running"), 2: _("blocked")}.get(state, _("unknown"))
+
+
+def _inactive_vcpus(s: Session, dom: Domain, failed: str) -> list[_VcpuRow]:
+    """What an inactive domain's definition says about its vCPUs (no CPU, state or time)."""
+    from virtkit.cpuset import parse_cpulist
+    from virtkit.errors import VirtError
+    from virtkit.xml.domain import parse_domain
+
+    conn = s.connection()
+    try:
+        config = parse_domain(dom.xml_desc(inactive=True))
+        ncpus = conn.get_node_info().cpus
+        default = parse_cpulist(config.cpuset, ncpus) if config.cpuset else (True,) * ncpus
+        pins = {p.vcpu: parse_cpulist(p.cpuset, ncpus) for p in config.vcpu_pins}
+    except VirtError as e:
+        raise CommandError(failed, e) from None
+    return [(n, None, None, None, pins.get(n, default)) for n in range(config.vcpus)]
+
+
+def cmd_dumpxml(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    xml = _attempt(_("Failed to get the XML description of domain '%s'") % dom.name,
+                   lambda: dom.xml_desc(inactive=a.flag("inactive")))
+    s.print(_ensure_newline(xml))
+
+
+# --- domains: life cycle ------------------------------------------------------------------------
+
+def cmd_create(s: Session, a: Args) -> None:
+    path = a.text("file")
+    xml = _read_xml(path)
+    conn = s.connection()
+    dom = _attempt(_("Failed to create domain from %s") % path, lambda: conn.create_domain(xml))
+    s.extra(_("Domain '%(name)s' created from %(file)s\n") % {"name": dom.name, "file": path})
+
+
+def cmd_define(s: Session, a: Args) -> None:
+    path = a.text("file")
+    xml = _read_xml(path)
+    conn = s.connection()
+    dom = _attempt(_("Failed to define domain from %s") % path, lambda: conn.define_domain(xml))
+    s.extra(_("Domain '%(name)s' defined from %(file)s\n") % {"name": dom.name, "file": path})
+
+
+def _domain_action(method: str, failed: str, done: str) -> Callable[[Session, Args], None]:
+    def handler(s: Session, a: Args) -> None:
+        dom = _dom_arg(s, a)
+        _attempt(_(failed) % dom.name, getattr(dom, method))
+        s.extra(_(done) % dom.name + "\n")
+
+    handler.__name__ = f"cmd_{method}"
+    return handler
+
+
+cmd_undefine = _domain_action("undefine", N_("Failed to undefine domain '%s'"),
+                              N_("Domain '%s' has been undefined"))
+cmd_start = _domain_action("start", N_("Failed to start domain '%s'"), N_("Domain '%s' started"))
+cmd_suspend = _domain_action("suspend", N_("Failed to suspend domain '%s'"),
+                             N_("Domain '%s' suspended"))
+cmd_resume = _domain_action("resume", N_("Failed to resume domain '%s'"),
+                            N_("Domain '%s' resumed"))
+cmd_shutdown = _domain_action("shutdown", N_("Failed to shutdown domain '%s'"),
+                              N_("Domain '%s' is being shutdown"))
+cmd_reboot = _domain_action("reboot", N_("Failed to reboot domain '%s'"),
+                            N_("Domain '%s' is being rebooted"))
+cmd_destroy = _domain_action("destroy", N_("Failed to destroy domain '%s'"),
+                             N_("Domain '%s' destroyed"))
+
+
+def cmd_save(s: Session, a: Args) -> None:
+    from virtkit.cli.progress import file_watcher, label_for, run_with_progress
+
+    dom = _dom_arg(s, a)
+    path = a.text("file")
+    failed = _("Failed to save domain '%(name)s' to %(file)s") % {"name": dom.name, "file": path}
+    try:
+        total: int | None = dom.info().memory * 1024
+    except Exception:  # noqa: BLE001 - only an estimate for the bar
+        total = None
+    _attempt(failed, lambda: run_with_progress(label_for("save"), lambda: dom.save(path), s.err,
+                                               file_watcher(path), total))
+    s.extra(_("Domain '%(name)s' saved to %(file)s\n") % {"name": dom.name, "file": path})
+
+
+def cmd_restore(s: Session, a: Args) -> None:
+    from virtkit.cli.progress import label_for, run_with_progress
+
+    path = a.text("file")
+    conn = s.connection()
+    try:
+        total: int | None = os.path.getsize(path)
+    except OSError:
+        total = None
+    _attempt(_("Failed to restore domain from %s") % path,
+             lambda: run_with_progress(label_for("restore"), lambda: conn.restore_domain(path),
+                                       s.err, None, total))
+    s.extra(_("Domain restored from %s\n") % path)
+
+
+def cmd_dump(s: Session, a: Args) -> None:
+    from virtkit.cli.progress import file_watcher, label_for, run_with_progress
+
+    dom = _dom_arg(s, a)
+    path = a.text("file")
+    failed = _("Failed to core dump domain '%(name)s' to %(file)s") % {"name": dom.name,
+                                                                      "file": path}
+    try:
+        total: int | None = dom.info().memory * 1024
+    except Exception:  # noqa: BLE001 - only an estimate for the bar
+        total = None
+    _attempt(failed, lambda: run_with_progress(label_for("dump"), lambda: dom.core_dump(path),
+                                               s.err, file_watcher(path), total))
+    s.extra(_("Domain '%(name)s' dumped to %(file)s\n") % {"name": dom.name, "file": path})
+
+
+# --- domains: resources and devices ----------------------------------------------------------
+
+def cmd_setmem(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    size = a.number("size")
+    _attempt(_("Unable to change MemorySize"), lambda: dom.set_memory(size))
+
+
+def cmd_setmaxmem(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    size = a.number("size")
+    _attempt(_("Unable to change MaxMemorySize"), lambda: dom.set_max_memory(size))
+
+
+def cmd_setvcpus(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    count = a.number("count")
+    _attempt(_("Unable to change the vCPU count of domain '%s'") % dom.name,
+             lambda: dom.set_vcpus(count))
+
+
+def cmd_vcpupin(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    vcpu = a.number("vcpu")
+    cpulist = a.text("cpulist")
+    _attempt(_("Failed to pin vCPU %(vcpu)d of domain '%(name)s'") % {"vcpu": vcpu, "name": dom.name},
+             lambda: dom.pin_vcpu(vcpu, cpulist))
+
+
+def cmd_autostart(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    enable = not a.flag("disable")
+    failed = (_("Failed to mark domain '%s' as autostarted") if enable
+              else _("Failed to unmark domain '%s' as autostarted")) % dom.name
+    _attempt(failed, lambda: dom.set_autostart(enable))
+    done = _("Domain '%s' marked as autostarted\n") if enable \
+        else _("Domain '%s' unmarked as autostarted\n")
+    s.extra(done % dom.name)
+
+
+def cmd_attach_device(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    path = a.text("file")
+    xml = _read_xml(path)
+    _attempt(_("Failed to attach device from %s") % path, lambda: dom.attach_device(xml))
+    s.extra(_("Device attached successfully\n"))
+
+
+def cmd_detach_device(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    path = a.text("file")
+    xml = _read_xml(path)
+    _attempt(_("Failed to detach device from %s") % path, lambda: dom.detach_device(xml))
+    s.extra(_("Device detached successfully\n"))
+
+
+def cmd_console(s: Session, a: Args) -> None:
+    import sys
+
+    from virtkit.cli.console import attach, console_path
+
+    dom = _dom_arg(s, a)
+    path = _attempt(_("Failed to open the console of domain '%s'") % dom.name,
+                    lambda: console_path(dom))
+    stdin, stdout = sys.stdin, sys.stdout
+    if not (stdin.isatty() and stdout.isatty()):
+        raise CommandError(_("Cannot run interactive console without a controlling TTY"))
+    s.extra(_("Connected to domain '%s'\n") % dom.name)
+    s.extra(_("Escape character is ^] (Ctrl + ])\n"))
+    s.out.flush()
+    try:
+        attach(path, stdin.fileno(), stdout.fileno())
+    except OSError as e:
+        raise CommandError(_("Failed to open the console of domain '%s'") % dom.name, e) from None
+    s.print("\n")
+
+
+# --- host -----------------------------------------------------------------------------------
+
+def cmd_nodeinfo(s: Session, a: Args) -> None:
+    from virtkit.cli.output import fields
+
+    conn = s.connection()
+    info = _attempt(_("failed to get node information"), conn.get_node_info)
+    if a.flag("json"):
+        _json(s, {"cpu_model": info.model, "cpus": info.cpus, "mhz": info.mhz,
+                  "sockets": info.sockets, "cores": info.cores, "threads": info.threads,
+                  "numa_cells": info.nodes, "memory_kib": info.memory})
+        return
+    s.print(fields([
+        (_("CPU model:"), info.model),
+        (_("CPU(s):"), str(info.cpus)),
+        (_("CPU frequency:"), _("%d MHz") % info.mhz),
+        (_("CPU socket(s):"), str(info.sockets)),
+        (_("Core(s) per socket:"), str(info.cores)),
+        (_("Thread(s) per core:"), str(info.threads)),
+        (_("NUMA cell(s):"), str(info.nodes)),
+        (_("Memory size:"), _("%d KiB") % info.memory),
+    ], 20))
+
+
+def cmd_capabilities(s: Session, a: Args) -> None:
+    conn = s.connection()
+    s.print(_ensure_newline(_attempt(_("failed to get capabilities"), conn.get_capabilities)))
+
+
+def _version_text(number: int) -> str:
+    return f"{number // 1_000_000}.{number // 1000 % 1000}.{number % 1000}"
+
+
+def cmd_version(s: Session, a: Args) -> None:
+    from virtkit.connection import LIB_VERSION
+
+    conn = s.connection()
+    hv_type = _attempt(_("failed to get hypervisor type"), conn.get_type)
+    lib = conn.get_lib_version()
+    s.print(_("Compiled against library: virtkit %s\n") % _version_text(LIB_VERSION))
+    s.print(_("Using library: virtkit %s\n") % _version_text(lib))
+    s.print(_("Using API: %(type)s %(version)s\n") % {"type": hv_type, "version": _version_text(lib)})
+    hv = _attempt(_("failed to get the hypervisor version"), conn.get_version)
+    if hv:
+        s.print(_("Running hypervisor: %(type)s %(version)s\n")
+                % {"type": hv_type, "version": _version_text(hv)})
+    else:
+        s.print(_("Cannot extract running %s hypervisor version\n") % hv_type)
+
+
+# --- networks -------------------------------------------------------------------------------
+
+def cmd_net_list(s: Session, a: Args) -> None:
+    conn = s.connection()
+    everything = a.flag("all")
+    failed = _("Failed to list networks")
+    names: list[tuple[str, bool]] = []
+    if everything or not a.flag("inactive"):
+        names += [(n, True) for n in _attempt(failed, conn.list_networks)]
+    if everything or a.flag("inactive"):
+        names += [(n, False) for n in _attempt(failed, conn.list_defined_networks)]
+    names.sort()
+    rows: list[tuple[str, str, bool, bool, bool]] = []
+    from virtkit.errors import NoNetworkError
+
+    for name, active in names:
+        try:
+            net = conn.lookup_network_by_name(name)
+            rows.append((name, net.uuid_string, active, net.get_autostart(), net.is_persistent()))
+        except NoNetworkError:
+            continue  # went away while listing
+        except Exception as e:  # noqa: BLE001 - reported like any API failure
+            raise CommandError(failed, e) from None
+    if a.flag("json"):
+        _json(s, [{"name": n, "uuid": u, "state": "active" if act else "inactive",
+                   "autostart": auto, "persistent": pers} for n, u, act, auto, pers in rows])
+        return
+    if a.flag("name"):
+        s.print("".join(n + "\n" for n, *_rest in rows))
+        return
+    from virtkit.cli.output import table
+
+    s.print(table(
+        (_("Name"), _("State"), _("Autostart"), _("Persistent")),
+        [(n, _("active") if act else _("inactive"), _yes_no(auto), _yes_no(pers))
+         for n, _u, act, auto, pers in rows],
+        quiet=s.quiet))
+
+
+def cmd_net_info(s: Session, a: Args) -> None:
+    from virtkit.cli.output import fields
+
+    net = _net_arg(s, a)
+    failed = _("Failed to get information of network %s") % net.name
+    active = _attempt(failed, net.is_active)
+    persistent = _attempt(failed, net.is_persistent)
+    autostart = _attempt(failed, net.get_autostart)
+    pairs = [(_("Name:"), net.name), (_("UUID:"), net.uuid_string), (_("Active:"), _yes_no(active)),
+             (_("Persistent:"), _yes_no(persistent)), (_("Autostart:"), _yes_no(autostart))]
+    try:
+        pairs.append((_("Bridge:"), net.bridge_name()))
+    except Exception:  # noqa: BLE001 - virsh leaves the line out when there is no bridge
+        pass
+    s.print(fields(pairs, 15))
+
+
+def cmd_net_create(s: Session, a: Args) -> None:
+    path = a.text("file")
+    xml = _read_xml(path)
+    conn = s.connection()
+    net = _attempt(_("Failed to create network from %s") % path, lambda: conn.create_network(xml))
+    s.extra(_("Network %(name)s created from %(file)s\n") % {"name": net.name, "file": path})
+
+
+def cmd_net_define(s: Session, a: Args) -> None:
+    path = a.text("file")
+    xml = _read_xml(path)
+    conn = s.connection()
+    net = _attempt(_("Failed to define network from %s") % path, lambda: conn.define_network(xml))
+    s.extra(_("Network %(name)s defined from %(file)s\n") % {"name": net.name, "file": path})
+
+
+def _network_action(method: str, failed: str, done: str) -> Callable[[Session, Args], None]:
+    def handler(s: Session, a: Args) -> None:
+        net = _net_arg(s, a)
+        _attempt(_(failed) % net.name, getattr(net, method))
+        s.extra(_(done) % net.name + "\n")
+
+    handler.__name__ = f"cmd_net_{method}"
+    return handler
+
+
+cmd_net_undefine = _network_action("undefine", N_("Failed to undefine network %s"),
+                                   N_("Network %s has been undefined"))
+cmd_net_start = _network_action("start", N_("Failed to start network %s"), N_("Network %s started"))
+cmd_net_destroy = _network_action("destroy", N_("Failed to destroy network %s"),
+                                  N_("Network %s destroyed"))
+
+
+def cmd_net_dumpxml(s: Session, a: Args) -> None:
+    net = _net_arg(s, a)
+    xml = _attempt(_("Failed to get the XML description of network %s") % net.name,
+                   lambda: net.xml_desc(inactive=a.flag("inactive")))
+    s.print(_ensure_newline(xml))
+
+
+def cmd_net_name(s: Session, a: Args) -> None:
+    ident = a.text("network")
+    conn = s.connection()
+    net = _attempt(_("failed to get network '%s'") % ident,
+                   lambda: conn.lookup_network_by_uuid_string(ident))
+    s.print(net.name + "\n")
+
+
+def cmd_net_uuid(s: Session, a: Args) -> None:
+    s.print(_net_arg(s, a).uuid_string + "\n")
+
+
+def cmd_net_autostart(s: Session, a: Args) -> None:
+    net = _net_arg(s, a)
+    enable = not a.flag("disable")
+    failed = (_("Failed to mark network %s as autostarted") if enable
+              else _("Failed to unmark network %s as autostarted")) % net.name
+    _attempt(failed, lambda: net.set_autostart(enable))
+    done = _("Network %s marked as autostarted\n") if enable \
+        else _("Network %s unmarked as autostarted\n")
+    s.extra(done % net.name)
+
+
+# --- virtkit itself ----------------------------------------------------------------------------
+
+def cmd_help(s: Session, a: Args) -> None:
+    topic = a.optional_text("command")
+    if topic is None:
+        s.print(_grouped_help(None))
+        return
+    if topic in GROUPS:
+        s.print(_grouped_help(topic))
+        return
+    command = find(topic)
+    if command is None:
+        raise CommandError(_("command or command group '%s' doesn't exist") % topic)
+    s.print(command_help(command))
+
+
+def _grouped_help(only: str | None) -> str:
+    out = [] if only else [_("Grouped commands:\n\n")]
+    for key, title in GROUPS.items():
+        if only and key != only:
+            continue
+        out.append(_(" %(title)s (help keyword '%(key)s'):\n") % {"title": _(title), "key": key})
+        for command in sorted((c for c in COMMANDS if c.group == key), key=lambda c: c.name):
+            out.append(f"    {command.name:<30} {_(command.summary)}\n")
+        out.append("\n")
+    return "".join(out)
+
+
+def command_help(command: Command) -> str:
+    """The help page of one command, in virsh's layout."""
+    out = [_("  NAME\n"), f"    {command.name} - {_(command.summary)}\n\n",
+           _("  SYNOPSIS\n"), f"    {command.synopsis()}\n\n"]
+    if command.aliases:
+        out += [_("  ALIASES\n"), f"    {', '.join(command.aliases)}\n\n"]
+    out += [_("  DESCRIPTION\n"), f"    {_(command.description)}\n\n"]
+    if command.options:
+        out.append(_("  OPTIONS\n"))
+        for opt in command.options:
+            if opt.kind == "bool":
+                spec = f"--{opt.name}"
+            elif opt.positional:
+                spec = f"[--{opt.name}] <{_kind_word(opt.kind)}>"
+            else:
+                spec = f"--{opt.name} <{_kind_word(opt.kind)}>"
+            out.append(f"    {spec:<15}  {_(opt.help)}\n")
+        out.append("\n")
+    return "".join(out)
+
+
+def _kind_word(kind: str) -> str:
+    return "number" if kind in ("int", "size") else "string"
+
+
+def cmd_quit(s: Session, a: Args) -> None:
+    raise QuitRequested
+
+
+def cmd_connect(s: Session, a: Args) -> None:
+    s.reconnect(a.optional_text("name"), a.flag("readonly"))
+
+
+# --- the table --------------------------------------------------------------------------------
+
+_FILE = Opt("file", "file", N_("file containing an XML description"), required=True,
+            positional=True)
+
+COMMANDS: tuple[Command, ...] = (
+    # domain management
+    Command("attach-device", cmd_attach_device, N_("attach a device described by an XML file"),
+            N_("Add a device (disk, interface...) described by an XML file to a domain."),
+            (_DOMAIN, Opt("file", "file", N_("XML file describing the device"), True, True))),
+    Command("autostart", cmd_autostart, N_("start a domain with the host"),
+            N_("Mark a defined domain to start when the host starts, or unmark it."),
+            (_DOMAIN, Opt("disable", "bool", N_("do not start the domain with the host")))),
+    Command("console", cmd_console, N_("attach to the domain's serial console"),
+            N_("Connect the terminal to the serial console of a domain; Ctrl+] leaves."),
+            (_DOMAIN,)),
+    Command("create", cmd_create, N_("create and start a domain from an XML file"),
+            N_("Create a transient domain from an XML description and start it."), (_FILE,)),
+    Command("define", cmd_define, N_("define a domain from an XML file without starting it"),
+            N_("Define (make persistent) a domain from an XML description, or update one."),
+            (_FILE,)),
+    Command("destroy", cmd_destroy, N_("stop a domain at once"),
+            N_("Stop a running domain immediately, like pulling the power cord."), (_DOMAIN,)),
+    Command("detach-device", cmd_detach_device, N_("detach a device described by an XML file"),
+            N_("Remove from a domain the device an XML file describes."),
+            (_DOMAIN, Opt("file", "file", N_("XML file describing the device"), True, True))),
+    Command("domid", cmd_domid, N_("print a domain's id"),
+            N_("Print the runtime id of a domain given by name or UUID ('-' when it is "
+               "not running)."), (_DOMAIN,)),
+    Command("domname", cmd_domname, N_("print a domain's name"),
+            N_("Print the name of a domain given by id or UUID."), (_DOMAIN,)),
+    Command("domuuid", cmd_domuuid, N_("print a domain's UUID"),
+            N_("Print the UUID of a domain given by name or id."), (_DOMAIN,)),
+    Command("dump", cmd_dump, N_("write a domain's memory to a file for analysis"),
+            N_("Dump the memory of a domain to a core file; the domain keeps running."),
+            (_DOMAIN, Opt("file", "file", N_("where to write the core dump"), True, True))),
+    Command("dumpxml", cmd_dumpxml, N_("print a domain's XML description"),
+            N_("Print the XML description of a domain on standard output."),
+            (_DOMAIN, Opt("inactive", "bool",
+                          N_("print the definition the next start uses")))),
+    Command("reboot", cmd_reboot, N_("reboot a domain"),
+            N_("Ask a running domain to reboot."), (_DOMAIN,)),
+    Command("restore", cmd_restore, N_("restore a domain from a saved state file"),
+            N_("Bring back a domain saved with 'save'; it comes back running."),
+            (Opt("file", "file", N_("the state file to restore"), True, True),)),
+    Command("resume", cmd_resume, N_("resume a suspended domain"),
+            N_("Let a suspended (paused) domain run again."), (_DOMAIN,)),
+    Command("save", cmd_save, N_("save a domain's state to a file"),
+            N_("Save the memory and device state of a running domain to a file and stop it."),
+            (_DOMAIN, Opt("file", "file", N_("where to save the state"), True, True))),
+    Command("setmaxmem", cmd_setmaxmem, N_("change a domain's maximum memory"),
+            N_("Change the maximum memory of a domain; a bare number is KiB, suffixes "
+               "such as M or GiB are accepted."),
+            (_DOMAIN, Opt("size", "size", N_("new maximum memory (KiB unless a unit is given)"),
+                          True, True, ("kilobytes",)))),
+    Command("setmem", cmd_setmem, N_("change a domain's memory allocation"),
+            N_("Change the current memory of a domain, up to its maximum; a bare number "
+               "is KiB, suffixes such as M or GiB are accepted."),
+            (_DOMAIN, Opt("size", "size", N_("new memory size (KiB unless a unit is given)"),
+                          True, True, ("kilobytes",)))),
+    Command("setvcpus", cmd_setvcpus, N_("change a domain's number of vCPUs"),
+            N_("Change the number of virtual CPUs of a domain."),
+            (_DOMAIN, Opt("count", "int", N_("number of virtual CPUs"), True, True))),
+    Command("shutdown", cmd_shutdown, N_("shut a domain down gracefully"),
+            N_("Ask a running domain to power off; the guest may take time or ignore it."),
+            (_DOMAIN,)),
+    Command("start", cmd_start, N_("start a defined, inactive domain"),
+            N_("Start a domain that is defined and shut off."), (_DOMAIN,)),
+    Command("suspend", cmd_suspend, N_("suspend a domain"),
+            N_("Pause a running domain: it keeps its memory but gets no CPU time."),
+            (_DOMAIN,)),
+    Command("undefine", cmd_undefine, N_("forget a domain's definition"),
+            N_("Remove the definition of a domain; a running domain goes on as transient."),
+            (_DOMAIN,)),
+    Command("vcpupin", cmd_vcpupin, N_("restrict a vCPU to some host CPUs"),
+            N_("Pin a virtual CPU of a domain to the host CPUs of a list such as 0-3,^2,6."),
+            (_DOMAIN, Opt("vcpu", "int", N_("the virtual CPU number"), True, True),
+             Opt("cpulist", "string", N_("host CPU list, e.g. 0-3,^2,6"), True, True))),
+    # domain monitoring
+    Command("dominfo", cmd_dominfo, N_("domain information"),
+            N_("Print the id, name, UUID, state, CPUs and memory of a domain."),
+            (_DOMAIN, _JSON), group="monitor"),
+    Command("domstate", cmd_domstate, N_("domain state"),
+            N_("Print the state of a domain (running, paused, shut off...)."),
+            (_DOMAIN, _JSON), group="monitor"),
+    Command("list", cmd_list, N_("list domains"),
+            N_("List the running domains, or the inactive ones, or all of them."),
+            (Opt("inactive", "bool", N_("list the inactive domains")),
+             Opt("all", "bool", N_("list the active and the inactive domains")),
+             Opt("name", "bool", N_("print only the names, one a line")),
+             Opt("uuid", "bool", N_("print only the UUIDs, one a line")),
+             Opt("id", "bool", N_("print only the ids of the running domains")),
+             _JSON), group="monitor"),
+    Command("vcpuinfo", cmd_vcpuinfo, N_("domain vCPU information"),
+            N_("Print, for each virtual CPU of a domain, the host CPU it runs on, its state, "
+               "CPU time and affinity."), (_DOMAIN, _JSON), group="monitor"),
+    # host and hypervisor
+    Command("capabilities", cmd_capabilities, N_("capabilities of the host and hypervisor"),
+            N_("Print the capabilities XML document: the host CPU and the guests the "
+               "hypervisor can run."), group="host"),
+    Command("connect", cmd_connect, N_("connect (reconnect) to a hypervisor"),
+            N_("Close the current connection and open one to the given URI (the default "
+               "one when no URI is given)."),
+            (Opt("name", "uri", N_("hypervisor connection URI"), positional=True),
+             Opt("readonly", "bool", N_("open a read-only connection"))),
+            group="host", needs_connection=False),
+    Command("nodeinfo", cmd_nodeinfo, N_("node information"),
+            N_("Print the CPU model, CPU count and topology, frequency and memory of the "
+               "host."), (_JSON,), group="host"),
+    Command("version", cmd_version, N_("show version"),
+            N_("Print the versions of virtkit, its API and the running hypervisor."),
+            group="host"),
+    # networks
+    Command("net-autostart", cmd_net_autostart, N_("start a network with the host"),
+            N_("Mark a defined network to start when the host starts, or unmark it."),
+            (_NETWORK, Opt("disable", "bool", N_("do not start the network with the host"))),
+            group="network"),
+    Command("net-create", cmd_net_create, N_("create and start a network from an XML file"),
+            N_("Create a transient network from an XML description and start it."),
+            (_FILE,), group="network"),
+    Command("net-define", cmd_net_define, N_("define a network from an XML file"),
+            N_("Define (make persistent) a network from an XML description, without "
+               "starting it."), (_FILE,), group="network"),
+    Command("net-destroy", cmd_net_destroy, N_("stop a network"),
+            N_("Take an active network down."), (_NETWORK,), group="network"),
+    Command("net-dumpxml", cmd_net_dumpxml, N_("print a network's XML description"),
+            N_("Print the XML description of a network on standard output."),
+            (_NETWORK, Opt("inactive", "bool", N_("print the defined configuration"))),
+            group="network"),
+    Command("net-info", cmd_net_info, N_("network information"),
+            N_("Print the name, UUID, state and bridge of a network."), (_NETWORK,),
+            group="network"),
+    Command("net-list", cmd_net_list, N_("list networks"),
+            N_("List the active networks, or the inactive ones, or all of them."),
+            (Opt("inactive", "bool", N_("list the inactive networks")),
+             Opt("all", "bool", N_("list the active and the inactive networks")),
+             Opt("name", "bool", N_("print only the names, one a line")),
+             _JSON), group="network"),
+    Command("net-name", cmd_net_name, N_("print a network's name"),
+            N_("Print the name of the network with the given UUID."),
+            (Opt("network", "network", N_("network UUID"), True, True),), group="network"),
+    Command("net-start", cmd_net_start, N_("start a defined, inactive network"),
+            N_("Bring up a network that is defined and inactive."), (_NETWORK,),
+            group="network"),
+    Command("net-undefine", cmd_net_undefine, N_("forget a network's definition"),
+            N_("Remove the definition of a network; an active network stays up as transient."),
+            (_NETWORK,), group="network"),
+    Command("net-uuid", cmd_net_uuid, N_("print a network's UUID"),
+            N_("Print the UUID of the network with the given name."),
+            (Opt("network", "network", N_("network name"), True, True),), group="network"),
+    # virtkit itself
+    Command("help", cmd_help, N_("print help"),
+            N_("Print the list of commands, the commands of a group, or the help page of "
+               "one command."),
+            (Opt("command", "command", N_("command or group name"), positional=True),),
+            group="virtkit", needs_connection=False),
+    Command("quit", cmd_quit, N_("quit this interactive terminal"),
+            N_("Leave the interactive shell."), group="virtkit", needs_connection=False,
+            aliases=("exit",)),
+)
+
+_BY_NAME: dict[str, Command] = {}
+for _command in COMMANDS:
+    _BY_NAME[_command.name] = _command
+    for _alias in _command.aliases:
+        _BY_NAME[_alias] = _command
+
+
+def find(name: str) -> Command | None:
+    """The command called ``name`` (or one of its aliases), or None."""
+    return _BY_NAME.get(name)
+
+
+def names() -> list[str]:
+    """Every command name and alias, sorted (for completion)."""
+    return sorted(_BY_NAME)
