@@ -31,9 +31,10 @@ def test_operation_metadata() -> None:
     for name, spec in OPERATIONS.items():
         assert spec.target == ("domain" if name.startswith("domain_") else
                                "network" if name.startswith("network_") else "connection")
-        looks_mutating = any(w in name for w in (
-            "create", "define", "restore", "set_", "pin", "start", "suspend", "resume", "shutdown",
-            "reboot", "destroy", "undefine", "save", "core_dump", "attach", "detach"))
+        words = set(name.split("_"))
+        looks_mutating = bool(words & {
+            "create", "define", "restore", "set", "pin", "start", "suspend", "resume", "shutdown",
+            "reboot", "destroy", "undefine", "save", "core", "attach", "detach"})
         assert spec.mutating == looks_mutating, name
 
 

@@ -125,6 +125,7 @@ class TestDriver(Driver):
 
     name = "Test"
     schemes = ("test",)
+    __test__ = False  # not a pytest test class, despite its name
 
     def __init__(self, uri: URI, read_only: bool, node: TestNode) -> None:
         super().__init__(uri, read_only)
