@@ -234,7 +234,8 @@ class TestDriver(Driver):
             if dom.active:
                 raise DomainExistsError(f"domain '{dom.name}' is already active")
             self.node.start(dom, config)
-            dom.cpu_time = int(header.get("cpu_time", 0))
+            cpu_time = header.get("cpu_time", 0)
+            dom.cpu_time = int(cpu_time) if isinstance(cpu_time, (int, float)) else 0
             if header.get("state") == int(DomainState.PAUSED):
                 dom.stop_clock()
                 dom.state = DomainState.PAUSED
