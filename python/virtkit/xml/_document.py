@@ -50,7 +50,7 @@ def _parser() -> Any:
 
 # An XML declaration naming an encoding: lxml refuses it in a str.
 _DECLARATION = re.compile(r"\A\s*<\?xml[^>]*?\?>")
-_SYNTAX_ELEMENT = re.compile(r"(?:[Tt]ag|element) ([A-Za-z_][\w.:-]*)")
+_SYNTAX_ELEMENT = re.compile(r"(?:mismatch: |[Tt]ag (?!mismatch)|element )([A-Za-z_][\w.:-]*)")
 
 
 def parse_xml(text: str | bytes, kind: str) -> Element:
@@ -85,7 +85,7 @@ def parse_xml(text: str | bytes, kind: str) -> Element:
         raise XMLError(f"{kind} XML is empty")
     if root.getroottree().docinfo.doctype:
         raise XMLError(
-            f"{kind} XML must not carry a document type declaration (<!DOCTYPE>)",
+            f"{kind} XML at line 1: a document type declaration (<!DOCTYPE>) is not accepted",
             line=1,
         )
     return root

@@ -51,6 +51,16 @@ class OSConfig:
     root: str | None = None
     #: Boot devices in order: ``fd``, ``hd``, ``cdrom``, ``network``.
     boot: tuple[str, ...] = ()
+    #: ``<loader type readonly secure>`` (today's libvirt): ``rom`` or
+    #: ``pflash``, and whether the firmware image is read-only / secure-boot.
+    loader_type: str | None = None
+    loader_readonly: bool | None = None
+    loader_secure: bool | None = None
+    #: ``<os firmware>``: ``bios`` or ``efi`` (automatic firmware selection).
+    firmware: str | None = None
+    #: Unmodelled children today's libvirt writes (``<nvram>``, ``<bootmenu>``,
+    #: ``<smbios>``, ``<bios>``, ``<firmware>``...), verbatim.
+    extra: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -547,6 +557,7 @@ def _devices(el: _Element, f: dict[str, Any], kind: str) -> None:
 def _os(el: _Element) -> OSConfig:
     f: dict[str, Any] = {}
     boot: list[str] = []
+    extra: list[str] = []
     for c in el:
         tag = c.tag
         if tag == "type":
@@ -556,12 +567,28 @@ def _os(el: _Element) -> OSConfig:
                 f["machine"] = c.get("machine")
         elif tag == "boot":
             boot.append(c.get("dev"))
-        else:
+        elif tag in _OS_TEXT:
             # loader, kernel, initrd, cmdline, root: text kept as written.
             f[tag] = c.text or ""
+            if tag == "loader" and len(c.attrib):
+                f["loader_type"] = c.get("type")
+                readonly = c.get("readonly")
+                secure = c.get("secure")
+                f["loader_readonly"] = None if readonly is None else readonly == "yes"
+                f["loader_secure"] = None if secure is None else secure == "yes"
+        else:
+            extra.append(_document.verbatim(c))
     if boot:
         f["boot"] = tuple(boot)
+    if extra:
+        f["extra"] = tuple(extra)
+    firmware = el.get("firmware")
+    if firmware is not None:
+        f["firmware"] = firmware
     return _new_os(**f)
+
+
+_OS_TEXT = frozenset(("loader", "kernel", "initrd", "cmdline", "root"))
 
 
 def _timer(el: _Element, kind: str) -> ClockTimer:
@@ -799,14 +826,21 @@ def _write_domain(out: list[str], cfg: DomainConfig, ind: str) -> None:
 
 def _write_os(out: list[str], os: OSConfig, ind: str) -> None:
     i1 = ind + "  "
-    out.append(f"{ind}<os>")
+    out.append(f"{ind}<os{_attrs(('firmware', os.firmware))}>")
     out.append(f"{i1}<type{_attrs(('arch', os.arch), ('machine', os.machine))}>{_esc(os.type)}</type>")
-    for tag, value in (("loader", os.loader), ("kernel", os.kernel), ("initrd", os.initrd),
-                       ("cmdline", os.cmdline), ("root", os.root)):
+    if os.loader is not None:
+        loader_attrs = _attrs(("readonly", os.loader_readonly), ("secure", os.loader_secure), ("type", os.loader_type))
+        if os.loader:
+            out.append(f"{i1}<loader{loader_attrs}>{_esc(os.loader)}</loader>")
+        else:
+            out.append(f"{i1}<loader{loader_attrs}/>")
+    for tag, value in (("kernel", os.kernel), ("initrd", os.initrd), ("cmdline", os.cmdline), ("root", os.root)):
         if value is not None:
             out.append(_leaf(i1, tag, value))
     for dev in os.boot:
         out.append(f"{i1}<boot dev='{_document.attr(dev)}'/>")
+    for x in os.extra:
+        out.append(i1 + x)
     out.append(f"{ind}</os>")
 
 

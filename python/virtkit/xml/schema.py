@@ -241,7 +241,14 @@ def _flatten(tree: Any) -> Any:
 
     def load(href: str) -> Any:
         parser = etree.XMLParser(no_network=True, remove_comments=True)
-        return _flatten(etree.parse(str(base / href), parser)).getroot()
+        grammar = _flatten(etree.parse(str(base / href), parser)).getroot()
+        library = grammar.get("datatypeLibrary")
+        if library is not None:
+            # Moved into another grammar, its parts must keep their datatypes.
+            for child in grammar:
+                if isinstance(child.tag, str) and child.get("datatypeLibrary") is None:
+                    child.set("datatypeLibrary", library)
+        return grammar
 
     def merge_defines(grammar: Any, href: str) -> None:
         if href in merged:
