@@ -258,8 +258,8 @@ def cmd_vcpuinfo(s: Session, a: Args) -> None:
             pairs = [(_("VCPU:"), str(n)), (_("CPU:"), str(cpu)), (_("State:"), state),
                      (_("CPU time:"), cpu_seconds(t or 0)),
                      (_("CPU Affinity:"), cpumap_to_yn(aff))]
-        blocks.append(fields(pairs, 15) + "\n")
-    s.print("".join(blocks))
+        blocks.append(fields(pairs, 15))
+    s.print("\n".join(blocks))  # a blank line between blocks, as virsh prints them
 
 
 def _vcpu_state(state: int) -> str:
@@ -320,7 +320,17 @@ def _domain_action(method: str, failed: str, done: str) -> Callable[[Session, Ar
 
 cmd_undefine = _domain_action("undefine", N_("Failed to undefine domain '%s'"),
                               N_("Domain '%s' has been undefined"))
-cmd_start = _domain_action("start", N_("Failed to start domain '%s'"), N_("Domain '%s' started"))
+
+
+def cmd_start(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    failed = _("Failed to start domain '%s'") % dom.name
+    if _attempt(failed, dom.is_active):
+        raise CommandError(_("Domain is already active"))  # virsh checks this first too
+    _attempt(failed, dom.start)
+    s.extra(_("Domain '%s' started\n") % dom.name)
+
+
 cmd_suspend = _domain_action("suspend", N_("Failed to suspend domain '%s'"),
                              N_("Domain '%s' suspended"))
 cmd_resume = _domain_action("resume", N_("Failed to resume domain '%s'"),
