@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
-from tests.guest.console import GuestError, GuestImage, build_guest_image, live_guests
+from tests.guest.console import GuestError, GuestImage, build_guest_image, started_guests
 
 
 @pytest.fixture(scope="session")
@@ -22,34 +19,18 @@ def guest_image() -> GuestImage:
         pytest.fail(str(err), pytrace=False)
 
 
-def _qemu_children() -> list[str]:
-    """QEMU processes whose parent is this test process."""
-    found = []
-    me = str(os.getpid())
-    for status in Path("/proc").glob("[0-9]*/status"):
-        try:
-            fields = dict(
-                line.split(":\t", 1) for line in status.read_text().splitlines() if ":\t" in line
-            )
-        except OSError:
-            continue
-        if fields.get("PPid", "").strip() == me and fields.get("Name", "").startswith("qemu"):
-            found.append(f"{status.parent.name} ({fields['Name'].strip()}, {fields.get('State', '?').strip()})")
-    return found
-
-
 @pytest.fixture(scope="module", autouse=True)
 def no_guest_left_behind() -> Iterator[None]:
-    """After each module: every guest closed, no QEMU child left (running or
-    zombie), no temporary directory of a guest left."""
-    tmp = Path(tempfile.gettempdir())
-    before = set(tmp.glob("virtkit-guest-*"))
+    """After each module: every guest it started closed, its QEMU reaped, its
+    temporary directory gone."""
+    already = len(started_guests())
     yield
-    leftover = live_guests()
-    for guest in leftover:
+    mine = started_guests()[already:]
+    leaked = [g for g in mine if not g.closed]
+    for guest in leaked:
         guest.close()
-    children = _qemu_children()
-    assert not leftover, f"guests not closed by their tests: {[g.argv for g in leftover]}"
-    assert not children, f"QEMU processes left behind: {children}"
-    stale = set(tmp.glob("virtkit-guest-*")) - before
-    assert not stale, f"temporary directories left behind: {sorted(map(str, stale))}"
+    assert not leaked, f"guests not closed by their tests: {[g.argv for g in leaked]}"
+    unreaped = [g.proc.pid for g in mine if g.proc.returncode is None]
+    assert not unreaped, f"QEMU processes not reaped: {unreaped}"
+    stale = [str(g.tmpdir) for g in mine if g.tmpdir.exists()]
+    assert not stale, f"temporary directories left behind: {stale}"

@@ -25,12 +25,13 @@ with the console transcript, so a failing test shows what the guest printed.
 
 Each ``QemuGuest`` owns its QEMU process and temporary directory; ``close()``
 (or leaving the ``with`` block) kills and reaps QEMU and removes the directory.
-``live_guests()`` lists the ones not closed yet, for a leak check.
+``started_guests()`` lists every one started, for a leak check.
 """
 
 from __future__ import annotations
 
 import codecs
+import ctypes
 import json
 import os
 import re
@@ -290,12 +291,13 @@ def _clean(line: str) -> str:
     return _ESCAPES.sub("", line).replace("\r", "")
 
 
-_LIVE: set[QemuGuest] = set()
+_STARTED: list[QemuGuest] = []
 
 
-def live_guests() -> list[QemuGuest]:
-    """Guests started and not closed yet."""
-    return list(_LIVE)
+def started_guests() -> list[QemuGuest]:
+    """Every guest started in this process, in order, closed or not (a leak check
+    looks at ``closed`` and ``returncode``)."""
+    return list(_STARTED)
 
 
 class QemuGuest:
@@ -333,12 +335,14 @@ class QemuGuest:
         try:
             self.proc = subprocess.Popen(
                 self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr,
+                preexec_fn=_die_with_parent,
             )
         except BaseException:
             self._stderr.close()
             shutil.rmtree(self.tmpdir, ignore_errors=True)
             raise
-        _LIVE.add(self)
+        self.closed = False
+        _STARTED.append(self)
         assert self.proc.stdin is not None and self.proc.stdout is not None
         self.console = Console(self.proc.stdout.fileno(), self.proc.stdin.fileno(), start=started)
 
@@ -417,7 +421,14 @@ class QemuGuest:
                     pass
         self._stderr.close()
         shutil.rmtree(self.tmpdir, ignore_errors=True)
-        _LIVE.discard(self)
+        self.closed = True
+
+
+def _die_with_parent() -> None:
+    """In the child before exec: have the kernel kill QEMU if the test process
+    dies without closing it (a crash, SIGKILL), so no guest outlives its run."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _qmp_reply(stream: Any, *keys: str) -> dict[str, Any]:
