@@ -82,11 +82,68 @@ class _Schema:
         self.rng = etree.RelaxNG(self.tree)
         self.lock = threading.Lock()
         self._diagnostic: Any = None
+        self._loose: Any = None
+        self._elements: dict[str, Any] = {}
+        self._required: dict[str, list[str]] | None = None
+        self._shapes: dict[str, _Shape] | None = None
+
+    def _loose_tree(self) -> Any:
+        if self._loose is None:
+            self._loose = _loosen(_flatten(self.tree))
+        return self._loose
 
     def diagnostic(self) -> Any:
         if self._diagnostic is None:
-            self._diagnostic = etree.RelaxNG(_loosen(_flatten(self.tree)))
+            self._diagnostic = etree.RelaxNG(self._loose_tree())
         return self._diagnostic
+
+    def missing_child(self, root: Any) -> tuple[Any, str] | None:
+        """The first element of ``root`` (document order) lacking a child that
+        every pattern of its name requires, with that child's name."""
+        if self._required is None:
+            self._required = _required_children(_flatten(self.tree))
+        for el in root.iter():
+            if not isinstance(el.tag, str):
+                continue
+            required = self._required.get(el.tag)
+            if required:
+                present = {c.tag for c in el}
+                for name in required:
+                    if name not in present:
+                        return el, name
+        return None
+
+    def explain(self, root: Any) -> tuple[Any, str] | None:
+        """The first element of ``root`` with an attribute, attribute value or
+        child that no pattern of its name allows, and what is wrong."""
+        if self._shapes is None:
+            self._shapes = _shapes(_flatten(self.tree))
+        for el in root.iter():
+            if not isinstance(el.tag, str):
+                continue
+            shape = self._shapes.get(el.tag)
+            if shape is None:
+                continue
+            for name, value in el.items():
+                if name not in shape.attributes:
+                    if not shape.any_attribute:
+                        return el, f"attribute {name!r} is not allowed on <{_local(el.tag)}>"
+                    continue
+                values = shape.attributes[name]
+                if values is not None and value.strip() not in values:
+                    allowed = ", ".join(sorted(values))
+                    return el, f"{value!r} is not a valid {name} (allowed: {allowed})"
+            for child in el:
+                if isinstance(child.tag, str) and child.tag not in shape.children and not shape.any_child:
+                    return child, f"<{_local(child.tag)}> is not allowed inside <{_local(el.tag)}>"
+        return None
+
+    def element_validator(self, name: str) -> Any:
+        """A (loosened) validator for a lone element ``name``, or None when the
+        grammar defines that element only inside another one's content."""
+        if name not in self._elements:
+            self._elements[name] = _element_validator(self._loose_tree(), name)
+        return self._elements[name]
 
 
 _schemas: dict[str, _Schema] = {}
@@ -126,15 +183,39 @@ def validate(kind: str, tree: Any) -> None:
     unknown kind.
     """
     schema = _get(kind)
+    root = tree.getroot() if hasattr(tree, "getroot") else tree
     with schema.lock:
         if schema.rng.validate(tree):
             return
         entries = list(schema.rng.error_log)
-        diagnostic = schema.diagnostic()
-        if not diagnostic.validate(tree):
-            entries = list(diagnostic.error_log) + entries
-    root = tree.getroot() if hasattr(tree, "getroot") else tree
+        # Find the innermost element that fails on its own; libxml2's report
+        # for its ancestors only says that something inside failed.
+        culprit = _blame(schema, root)
+        if culprit is not None:
+            root, entries = culprit
+        else:
+            diagnostic = schema.diagnostic()
+            if not diagnostic.validate(tree):
+                entries = list(diagnostic.error_log) + entries
+            else:
+                # Only counts are wrong: look for a missing required child.
+                missing = schema.missing_child(root)
+                if missing is not None:
+                    el, name = missing
+                    raise XMLSchemaError(
+                        f"{kind} XML does not match the schema at line {el.sourceline}, element "
+                        f"<{_local(el.tag)}>: a required <{name}> element is missing",
+                        line=el.sourceline,
+                        element=_local(el.tag),
+                    )
     line, element, detail = _describe(root, entries)
+    if not entries or min(_rank(e) for e in entries) >= 2:
+        # libxml2 only says the content failed: say which attribute or child.
+        with schema.lock:
+            explained = schema.explain(root)
+        if explained is not None:
+            el, detail = explained
+            line, element = el.sourceline, _local(el.tag)
     where = f"line {line}" if line is not None else "an unknown line"
     elem = f", element <{element}>" if element else ""
     raise XMLSchemaError(
@@ -150,8 +231,6 @@ _EXTRA_CONTENT = re.compile(r"^Element (\S+) has extra content: (\S+)")
 _EXTRA_IN_INTERLEAVE = re.compile(r"^Extra element (\S+) in interleave")
 _EXPECTING = re.compile(r"^Expecting an element (\S+), got nothing")
 _STEP_INDEX = re.compile(r"\[\d+\]$")
-# libxml2's messages that only restate that a parent failed because a child did.
-_CONSEQUENTIAL = ("failed to validate content", "Invalid sequence in interleave", "Expecting element")
 
 
 def _local(tag: str) -> str:
@@ -168,13 +247,26 @@ def _element_at(root: Any, path: str | None) -> Any:
     return found[0] if found and isinstance(found, list) and hasattr(found[0], "tag") else None
 
 
+# libxml2's messages, most telling first.
+_RANKS = (
+    ("Invalid attribute", "Error validating value", "doesn't allow value", "Error validating datatype",
+     "failed to validate attributes", "Did not expect element"),
+    ("Expecting an element",),
+    ("has extra content",),
+    ("in interleave",),
+)
+
+
+def _rank(entry: Any) -> int:
+    for i, needles in enumerate(_RANKS):
+        if any(n in entry.message for n in needles):
+            return i
+    return len(_RANKS)
+
+
 def _describe(root: Any, entries: list[Any]) -> tuple[int | None, str | None, str]:
     """The line, element and message to report from libxml2's error entries."""
-
-    def useful(e: Any) -> bool:
-        return not any(s in e.message for s in _CONSEQUENTIAL)
-
-    ordered = [e for e in entries if useful(e)] + [e for e in entries if not useful(e)]
+    ordered = sorted(entries, key=_rank)  # stable: innermost first within a rank
     for entry in ordered:
         message = entry.message.strip()
         el = _element_at(root, entry.path)
@@ -223,6 +315,169 @@ def _repeated_child(root: Any, name: str) -> Any:
             same = [c for c in parent if c.tag == name]
             return same[1]
     return first
+
+
+def _blame(schema: _Schema, el: Any) -> tuple[Any, list[Any]] | None:
+    """The innermost descendant of ``el`` that its own (loosened) pattern
+    refuses, as a detached copy with the validator's error entries."""
+    for child in el:
+        if not isinstance(child.tag, str):
+            continue
+        validator = schema.element_validator(child.tag)
+        if validator is None:
+            continue
+        alone = copy.deepcopy(child)  # a document of its own; line numbers kept
+        if validator.validate(alone):
+            continue
+        entries = list(validator.error_log)
+        return _blame(schema, alone) or (alone, entries)
+    return None
+
+
+def _element_validator(loose: Any, name: str) -> Any:
+    root = loose.getroot()
+    patterns = []
+    # Every pattern of that name, wherever it sits: an element valid in its own
+    # context then matches one of them, so the search never blames it wrongly.
+    for pattern in root.iter(_RNG + "element"):
+        if pattern.get("name") == name:
+            patterns.append(pattern)
+    if not patterns:
+        return None
+    grammar = etree.Element(_RNG + "grammar", nsmap={None: _RNG[1:-1]})
+    for attr, value in root.attrib.items():
+        grammar.set(attr, value)
+    start = etree.SubElement(grammar, _RNG + "start")
+    choice = etree.SubElement(start, _RNG + "choice")
+    for pattern in patterns:
+        choice.append(copy.deepcopy(pattern))
+    for define in root.iter(_RNG + "define"):
+        grammar.append(copy.deepcopy(define))
+    return etree.RelaxNG(grammar)
+
+
+class _Shape:
+    """What the patterns of one element name allow, all contexts together."""
+
+    def __init__(self) -> None:
+        self.children: set[str] = set()
+        self.any_child = False
+        #: attribute name -> allowed values (None: any value)
+        self.attributes: dict[str, set[str] | None] = {}
+        self.any_attribute = False
+
+
+def _shapes(tree: Any) -> dict[str, _Shape]:
+    root = tree.getroot()
+    defines: dict[str, Any] = {}
+    for d in root.iter(_RNG + "define"):
+        defines.setdefault(d.get("name"), d)
+
+    def values(node: Any, seen: frozenset[str]) -> set[str] | None:
+        out: set[str] = set()
+        for c in node:
+            tag = c.tag
+            if not isinstance(tag, str):
+                continue
+            if tag == _RNG + "value":
+                out.add((c.text or "").strip())
+            elif tag == _RNG + "choice":
+                sub = values(c, seen)
+                if sub is None:
+                    return None
+                out |= sub
+            elif tag == _RNG + "ref" and c.get("name") not in seen and c.get("name") in defines:
+                sub = values(defines[c.get("name")], seen | {c.get("name")})
+                if sub is None:
+                    return None
+                out |= sub
+            else:
+                return None
+        return out or None
+
+    def walk(node: Any, shape: _Shape, seen: frozenset[str]) -> None:
+        for c in node:
+            tag = c.tag
+            if not isinstance(tag, str):
+                continue
+            if tag == _RNG + "element":
+                name = c.get("name")
+                if name:
+                    shape.children.add(name)
+                else:
+                    names = [n.text.strip() for n in c.iter(_RNG + "name") if n.getparent().tag == _RNG + "choice"
+                             or n.getparent() is c]
+                    if c.find(_RNG + "anyName") is not None or c.find(_RNG + "nsName") is not None:
+                        shape.any_child = True
+                    shape.children.update(names)
+            elif tag == _RNG + "attribute":
+                name = c.get("name")
+                if not name:
+                    shape.any_attribute = True
+                    continue
+                allowed = values(c, seen)
+                if name in shape.attributes:
+                    previous = shape.attributes[name]
+                    shape.attributes[name] = None if previous is None or allowed is None else previous | allowed
+                else:
+                    shape.attributes[name] = allowed
+            elif tag == _RNG + "ref":
+                name = c.get("name")
+                if name not in seen and name in defines:
+                    walk(defines[name], shape, seen | {name})
+            else:
+                walk(c, shape, seen)
+
+    shapes: dict[str, _Shape] = {}
+    for pattern in root.iter(_RNG + "element"):
+        name = pattern.get("name")
+        if name:
+            walk(pattern, shapes.setdefault(name, _Shape()), frozenset())
+    return shapes
+
+
+def _required_children(tree: Any) -> dict[str, list[str]]:
+    """For each element name, the children that all its patterns require."""
+    root = tree.getroot()
+    defines: dict[str, Any] = {}
+    for d in root.iter(_RNG + "define"):
+        defines.setdefault(d.get("name"), d)
+    optional = {_RNG + t for t in ("optional", "zeroOrMore", "choice", "attribute", "text", "data", "value",
+                                   "empty", "list", "notAllowed", "externalRef")}
+
+    def required(node: Any, seen: frozenset[str]) -> list[str]:
+        tag = node.tag
+        if not isinstance(tag, str) or tag in optional:
+            return []
+        if tag == _RNG + "element":
+            name = node.get("name")
+            return [name] if name else []
+        if tag == _RNG + "ref":
+            name = node.get("name")
+            if name in seen or name not in defines:
+                return []
+            out: list[str] = []
+            for c in defines[name]:
+                out += required(c, seen | {name})
+            return out
+        out = []
+        for c in node:  # group, interleave, oneOrMore
+            out += required(c, seen)
+        return out
+
+    result: dict[str, list[str]] = {}
+    for pattern in root.iter(_RNG + "element"):
+        name = pattern.get("name")
+        if not name:
+            continue
+        children: list[str] = []
+        for c in pattern:
+            children += required(c, frozenset())
+        if name in result:
+            result[name] = [n for n in result[name] if n in children]
+        else:
+            result[name] = children
+    return result
 
 
 # --------------------------------------------------------- diagnostic variant
