@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -271,3 +274,13 @@ def test_error_to_wire_cuts_huge_messages() -> None:
     assert len(wire["message"].encode()) <= protocol.STRING_MAX
     REMOTE_ERROR.encode(wire)
 
+
+def test_readme_lists_every_procedure() -> None:
+    readme = Path(protocol.__file__).with_name("README.md")
+    if not readme.exists():  # an installed wheel may leave it out; the checkout has it
+        readme = Path(__file__).resolve().parents[3] / "python/virtkit/drivers/remote/README.md"
+    rows = re.findall(r"^\| (\d+) \| `(\w+)` \| (yes|no) \| (\w*) \|$", readme.read_text(),
+                      re.M)
+    kinds = {Kind.CALL: "", Kind.EVENT: "event", Kind.STREAM: "stream"}
+    assert rows == [(str(p.number), p.name, "yes" if p.readonly else "no", kinds[p.kind])
+                    for p in PROCEDURES]
