@@ -216,6 +216,11 @@ def test_a_batch_keeps_its_order(spawn: Spawn) -> None:
     a, b = spawn(), spawn()
     sleeper = subprocess.Popen(["sleep", "30"])
     try:
+        # A vfork-based spawn returns before the kernel renames the child.
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{sleeper.pid}/comm").read_text() != "sleep\n":
+            assert time.monotonic() < deadline
+            time.sleep(0.001)
         pids = [a.pid, unused_pid(), os.getpid(), b.pid, sleeper.pid, a.pid]
         result = _core.poll_processes(pids)
         assert [None if r is None else r.pid for r in result] == [  # type: ignore[union-attr]

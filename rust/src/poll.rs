@@ -618,9 +618,17 @@ mod tests {
             .unwrap();
         let pid = child.id() as i32;
         let mut poller = Poller::new().unwrap();
-        let alive = poller.poll(pid).unwrap().expect("the child runs");
-        assert_eq!(alive.threads.len(), 1);
+        // A vfork-based spawn returns before the kernel renames the child.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let alive = loop {
+            let alive = poller.poll(pid).unwrap().expect("the child runs");
+            if alive.name == "sleep" || Instant::now() > deadline {
+                break alive;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
         assert_eq!(alive.name, "sleep");
+        assert_eq!(alive.threads.len(), 1);
         child.kill().unwrap();
         // Killed but not reaped: a zombie, still listed with its main thread.
         let deadline = Instant::now() + Duration::from_secs(5);
