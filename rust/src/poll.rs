@@ -21,7 +21,10 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::sync::OnceLock;
 
+use nix::dir::Dir;
 use nix::errno::Errno;
+use nix::fcntl::{openat, OFlag};
+use nix::sys::stat::Mode;
 use nix::unistd::{sysconf, SysconfVar};
 
 use crate::affinity;
@@ -204,8 +207,7 @@ impl Units {
 /// return its length. `/proc` stat files are `seq_file`s that hand out their
 /// whole record in one `read` when the buffer can hold it, so a read that
 /// leaves room ends the file without a second, empty `read`.
-fn read_proc(path: &str, buf: &mut Vec<u8>) -> io::Result<usize> {
-    let mut file = File::open(path)?;
+fn read_proc(mut file: File, buf: &mut Vec<u8>) -> io::Result<usize> {
     let mut len = 0;
     loop {
         if len == buf.len() {
@@ -275,7 +277,7 @@ impl Poller {
             )));
         }
         self.set_path(format_args!("/proc/{pid}/stat"));
-        let Some(len) = self.read()? else {
+        let Some(len) = self.read(None)? else {
             return Ok(None);
         };
         let line = parse_stat(&self.buf[..len]).map_err(|reason| self.format_error(reason))?;
@@ -294,13 +296,13 @@ impl Poller {
             threads: Vec::new(),
         };
 
-        if !self.list_threads(pid)? {
+        let Some(tasks) = self.list_threads(pid)? else {
             return Ok(None);
-        }
+        };
         stats.threads.reserve_exact(self.tids.len());
         for i in 0..self.tids.len() {
             let tid = self.tids[i];
-            if let Some(thread) = self.poll_thread(pid, tid)? {
+            if let Some(thread) = self.poll_thread(&tasks, pid, tid)? {
                 stats.threads.push(thread);
             }
         }
@@ -312,9 +314,13 @@ impl Poller {
         Ok(Some(stats))
     }
 
-    fn poll_thread(&mut self, pid: i32, tid: i32) -> CoreResult<Option<ThreadStats>> {
-        self.set_path(format_args!("/proc/{pid}/task/{tid}/stat"));
-        let Some(len) = self.read()? else {
+    /// One thread, its stat file opened relative to the process's open task
+    /// directory (which spares the kernel a path walk per thread).
+    fn poll_thread(&mut self, tasks: &Dir, pid: i32, tid: i32) -> CoreResult<Option<ThreadStats>> {
+        self.set_path(format_args!("/proc/{pid}/task/"));
+        let relative = self.path.len();
+        let _ = write!(self.path, "{tid}/stat");
+        let Some(len) = self.read(Some((tasks, relative)))? else {
             return Ok(None);
         };
         let line = parse_stat(&self.buf[..len]).map_err(|reason| self.format_error(reason))?;
@@ -339,28 +345,33 @@ impl Poller {
         }))
     }
 
-    /// Fill `self.tids` from `/proc/PID/task`; false when the process is gone.
-    fn list_threads(&mut self, pid: i32) -> CoreResult<bool> {
+    /// Fill `self.tids` from `/proc/PID/task` and return that directory,
+    /// still open; `None` when the process is gone.
+    fn list_threads(&mut self, pid: i32) -> CoreResult<Option<Dir>> {
         self.tids.clear();
         self.set_path(format_args!("/proc/{pid}/task"));
-        let entries = match std::fs::read_dir(&self.path) {
-            Ok(entries) => entries,
-            Err(e) if is_gone(&e) => return Ok(false),
-            Err(e) => return Err(self.io_error("opendir", &e)),
+        let flags = OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC;
+        let mut tasks = match Dir::open(self.path.as_str(), flags, Mode::empty()) {
+            Ok(tasks) => tasks,
+            Err(Errno::ENOENT | Errno::ESRCH) => return Ok(None),
+            Err(e) => return Err(self.sys_error("open", e.into())),
         };
-        for entry in entries {
+        for entry in tasks.iter() {
             let entry = match entry {
                 Ok(entry) => entry,
-                Err(e) if is_gone(&e) => return Ok(false),
-                Err(e) => return Err(self.io_error("readdir", &e)),
+                Err(Errno::ENOENT | Errno::ESRCH) => return Ok(None),
+                Err(e) => return Err(self.sys_error("readdir", e.into())),
             };
-            let name = entry.file_name();
-            let tid = parse_dec(name.as_encoded_bytes())
+            let name = entry.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let tid = parse_dec(name)
                 .and_then(|tid| i32::try_from(tid).ok())
                 .ok_or_else(|| self.format_error("an entry that is not a thread id"))?;
             self.tids.push(tid);
         }
-        Ok(true)
+        Ok(Some(tasks))
     }
 
     fn set_path(&mut self, args: std::fmt::Arguments<'_>) {
@@ -369,17 +380,29 @@ impl Poller {
         let _ = self.path.write_fmt(args);
     }
 
-    /// Read `self.path` into the buffer; `None` when it is gone.
-    fn read(&mut self) -> CoreResult<Option<usize>> {
-        match read_proc(&self.path, &mut self.buf) {
+    /// Read `self.path` into the buffer; `None` when it is gone. With
+    /// `(dir, start)`, the file is opened relative to `dir`, by the part of
+    /// the path from byte `start` on.
+    fn read(&mut self, at: Option<(&Dir, usize)>) -> CoreResult<Option<usize>> {
+        let opened = match at {
+            None => File::open(&self.path).map_err(|e| ("open", e)),
+            Some((dir, start)) => {
+                let flags = OFlag::O_RDONLY | OFlag::O_CLOEXEC;
+                openat(dir, &self.path[start..], flags, Mode::empty())
+                    .map(File::from)
+                    .map_err(|e| ("openat", e.into()))
+            }
+        };
+        let read = opened.and_then(|file| read_proc(file, &mut self.buf).map_err(|e| ("read", e)));
+        match read {
             Ok(len) => Ok(Some(len)),
-            Err(e) if is_gone(&e) => Ok(None),
-            Err(e) => Err(self.io_error("read", &e)),
+            Err((_, e)) if is_gone(&e) => Ok(None),
+            Err((call, e)) => Err(self.sys_error(call, e)),
         }
     }
 
-    fn io_error(&self, call: &'static str, err: &io::Error) -> CoreError {
-        CoreError::from_io(call, err, format!("cannot read {}", self.path))
+    fn sys_error(&self, call: &'static str, err: io::Error) -> CoreError {
+        CoreError::from_io(call, &err, format!("cannot read {}", self.path))
     }
 
     fn format_error(&self, reason: &'static str) -> CoreError {
