@@ -1,7 +1,9 @@
 # Hand-written stub for the Rust extension module virtkit._core.
 # tests/test_core_stub.py checks it against the built module with mypy.stubtest.
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TypeAlias, Union, final
+
+from virtkit.errors import VirtError
 
 __all__ = [
     "__version__",
@@ -12,6 +14,11 @@ __all__ = [
     "SExpr",
     "sexpr_parse",
     "sexpr_dumps",
+    "ProcessStats",
+    "ThreadStats",
+    "poll_processes",
+    "get_thread_affinity",
+    "set_thread_affinity",
 ]
 
 __version__: str
@@ -54,3 +61,44 @@ class SExpr:
 
 def sexpr_parse(data: bytes | str, *, lenient: bool = False) -> SExpr: ...
 def sexpr_dumps(tree: _Tree, *, indent: int | None = None) -> str: ...
+
+# Process polling and thread CPU affinity (rust/src/poll.rs, rust/src/affinity.rs)
+@final
+class ThreadStats:
+    @property
+    def tid(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def cpu_time_ns(self) -> int: ...
+    @property
+    def processor(self) -> int: ...
+    @property
+    def affinity(self) -> list[int]: ...
+
+@final
+class ProcessStats:
+    @property
+    def pid(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def cpu_time_ns(self) -> int: ...
+    @property
+    def user_time_ns(self) -> int: ...
+    @property
+    def system_time_ns(self) -> int: ...
+    @property
+    def start_time_ns(self) -> int: ...
+    @property
+    def rss_kib(self) -> int: ...
+    @property
+    def threads(self) -> tuple[ThreadStats, ...]: ...
+
+def poll_processes(pids: Iterable[int]) -> list[ProcessStats | VirtError | None]: ...
+def get_thread_affinity(tid: int) -> list[int]: ...
+def set_thread_affinity(tid: int, cpus: Iterable[int]) -> None: ...

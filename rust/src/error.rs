@@ -34,6 +34,24 @@ pub enum CoreError {
     },
     /// A malformed argument from the caller (e.g. an empty look-up path).
     InvalidArgument(String),
+    /// A system call failed (or would fail: arguments the kernel refuses are
+    /// reported the same way, e.g. `EINVAL` for a CPU that does not exist).
+    System {
+        /// The system call, e.g. `sched_setaffinity`.
+        call: &'static str,
+        /// The `errno` value.
+        errno: i32,
+        /// What was being done, e.g. `cannot read /proc/42/stat`.
+        message: String,
+    },
+    /// Data the kernel provides (a `/proc` file) that does not have the
+    /// expected format.
+    ProcFormat {
+        /// The file that was read.
+        path: String,
+        /// What was wrong with it.
+        reason: &'static str,
+    },
 }
 
 impl fmt::Display for CoreError {
@@ -54,11 +72,52 @@ impl fmt::Display for CoreError {
                 expected,
             } => write!(f, "value {value:?} at '{path}' is not {expected}"),
             CoreError::InvalidArgument(msg) => write!(f, "invalid argument: {msg}"),
+            CoreError::System {
+                call,
+                errno,
+                message,
+            } => write!(
+                f,
+                "{message}: {call}: {}",
+                nix::errno::Errno::from_raw(*errno).desc()
+            ),
+            CoreError::ProcFormat { path, reason } => {
+                write!(f, "cannot parse {path}: {reason}")
+            }
         }
     }
 }
 
 impl std::error::Error for CoreError {}
+
+impl CoreError {
+    /// A failed system call, from the `errno` nix reports.
+    pub fn system(call: &'static str, errno: nix::errno::Errno, message: String) -> CoreError {
+        CoreError::System {
+            call,
+            errno: errno as i32,
+            message,
+        }
+    }
+
+    /// A failed system call, from an I/O error of the standard library
+    /// (`EIO` when the error carries no `errno`).
+    pub fn from_io(call: &'static str, err: &std::io::Error, message: String) -> CoreError {
+        CoreError::System {
+            call,
+            errno: err.raw_os_error().unwrap_or(nix::libc::EIO),
+            message,
+        }
+    }
+
+    /// The `errno` of a [`CoreError::System`], `None` for every other variant.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            CoreError::System { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+}
 
 /// Result alias used throughout the core.
 pub type CoreResult<T> = Result<T, CoreError>;

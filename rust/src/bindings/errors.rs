@@ -24,6 +24,16 @@ fn build(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
             "SExprValueError"
         }
         CoreError::InvalidArgument(_) => "InvalidArgumentError",
+        CoreError::System { call, errno, .. } => {
+            kwargs.set_item("errno", *errno)?;
+            kwargs.set_item("str1", *call)?;
+            "VirtSystemError"
+        }
+        // libvirt reports unparsable /proc data as an internal error.
+        CoreError::ProcFormat { path, .. } => {
+            kwargs.set_item("str1", path)?;
+            "VirtError"
+        }
     };
     let instance = errors.getattr(class)?.call((message,), Some(&kwargs))?;
     Ok(PyErr::from_value(instance))

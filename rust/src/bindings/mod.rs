@@ -2,6 +2,7 @@
 //! Nothing here holds logic of its own beyond argument handling.
 
 mod errors;
+mod poll;
 mod sexpr;
 mod uuid;
 
@@ -12,5 +13,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     uuid::register(m)?;
     sexpr::register(m)?;
+    poll::register(m)?;
     Ok(())
 }
