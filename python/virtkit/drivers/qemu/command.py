@@ -36,7 +36,10 @@ The machine QEMU gets
   ``maxmem``/DIMM slot: memory hot-plug needs guest-side support and is not
   modelled.
 - ``-smp cpus=CURRENT,maxcpus=MAX,sockets=MAX,cores=1,threads=1``: one socket
-  per vCPU, so vCPUs ``CURRENT``..``MAX`` can be hot-plugged later.
+  per vCPU, so vCPUs ``CURRENT``..``MAX`` can be hot-plugged later. No ``-cpu``
+  (QEMU's default model, as 0.2.2 did), except ``qemu32`` for an ``i686``
+  guest run by ``qemu-system-x86_64``. ``<vcpu cpuset>`` and pinning are applied
+  by the daemon to QEMU's threads, not on the command line.
 - Boot order: every bootable device gets a ``bootindex`` (a per-device
   ``<boot order='N'/>``, or the position of the first ``<boot dev>`` naming
   its class: ``hd`` the first hard disk, ``cdrom`` the first CD-ROM, ``fd``
@@ -76,7 +79,8 @@ Devices
   ``client`` are ``-netdev socket`` (``mcast=``, ``listen=``, ``connect=``);
   ``network``, ``bridge`` and ``ethernet`` are ``-netdev tap`` with an fd or an
   ifname from :attr:`CommandContext.taps` (QEMU never runs the ifup script:
-  ``script=no``; the networking layer sets the tap up). The default model is
+  ``script=no``; the networking layer creates the tap, honouring ``<target
+  dev>`` and ``<script>``, and sets it up). The default model is
   ``e1000``: 0.2.2-era XML has no ``<model>``, and every guest of that era and
   since has a driver for it, while virtio needs guest drivers (write
   ``<model type='virtio'/>`` for them). ``isapc`` defaults to ``ne2k_isa``.
@@ -85,6 +89,7 @@ Devices
   ``isa-parallel`` or ``virtconsole``. A console of target type ``serial`` is
   the serial port with its number when one exists (today's libvirt writes
   both), else it becomes that serial port (0.2.2's ``<console tty=.../>``).
+  The daemon learns a pty's path from QMP ``query-chardev`` (label = chardev id).
   Host sides: pty, vc, null, file, pipe, tcp (``server=on,wait=off`` when
   bound, ``telnet=on``), udp, unix, dev; ``stdio`` only when
   :attr:`CommandContext.allow_stdio` (a daemon-run QEMU's stdio is the
@@ -495,6 +500,9 @@ class _Builder:
         if self.ctx.sandbox:
             self.add("-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny")
         self.memory_and_cpus(extras)
+        emulator_name = (cfg.emulator or self.ctx.emulator or "").rsplit("/", 1)[-1]
+        if cfg.os.arch == "i686" and "x86_64" in emulator_name:
+            self.add("-cpu", "qemu32")  # a 32-bit guest on the 64-bit binary: no long mode
         self.add("-rtc", f"base={cfg.clock_offset or 'utc'}")
         self.add("-action", life.qemu_action)
         self.firmware_and_kernel()
