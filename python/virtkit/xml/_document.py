@@ -161,6 +161,9 @@ def leaf(indent: str, tag: str, value: str) -> str:
 # ---------------------------------------------------------------- verbatim
 
 _TAG = re.compile(r"<[^<>]*\"[^<>]*>")
+# A '"' in text content (libxml2 escapes '<' and '>' in text and attributes,
+# so text is exactly what lies between '>' and '<').
+_QUOTE_IN_TEXT = re.compile(r">[^<\"]*\"")
 _DOUBLE_QUOTED = re.compile(r'"([^"]*)"')
 
 
@@ -180,9 +183,13 @@ def verbatim(el: Element) -> str:
         el = copy.deepcopy(el)
         etree.cleanup_namespaces(el)
     s: str = etree.tostring(el, encoding=str, with_tail=False)
-    if '"' in s:
-        s = _TAG.sub(lambda m: _DOUBLE_QUOTED.sub(_requote, m.group(0)), s)
-    return s
+    if '"' not in s:
+        return s
+    if "'" not in s and "&quot;" not in s and _QUOTE_IN_TEXT.search(s) is None:
+        # Every '"' delimits an attribute value and no value holds a quote:
+        # the common case, done in one pass.
+        return s.replace('"', "'")
+    return _TAG.sub(lambda m: _DOUBLE_QUOTED.sub(_requote, m.group(0)), s)
 
 
 def parse_fragment(fragment: str) -> Element:
