@@ -174,6 +174,11 @@ class Domain:
         Raises OperationInvalidError on an inactive domain."""
         return self._op("domain_get_vcpus")  # type: ignore[return-value]
 
+    def console_path(self) -> str:
+        """The path of the running domain's serial console (a pty), for
+        ``virtkit console``; OperationInvalidError when it has none."""
+        return self._op("domain_get_console_path")  # type: ignore[return-value]
+
     def xml_desc(self, inactive: bool = False) -> str:
         """The domain's XML: live, or with ``inactive`` the definition the next start uses."""
         from virtkit.xml.domain import format_domain

@@ -312,3 +312,17 @@ def test_error_handlers_see_every_error(conn: virtkit.Connection) -> None:
     finally:
         virtkit.register_error_handler(None)
         conn.register_error_handler(None)
+
+
+def test_console_path(conn: virtkit.Connection, target: Target,
+                      fresh_name: Callable[[str], str], cleanup: list[str]) -> None:
+    dom = define(conn, target, fresh_name("cons"), cleanup)
+    with pytest.raises(virtkit.OperationInvalidError, match="not running"):
+        dom.console_path()
+    dom.start()
+    try:
+        path = dom.console_path()
+    except virtkit.OperationInvalidError as e:
+        assert "no serial console" in str(e)
+    else:
+        assert path.startswith("/dev/")

@@ -122,6 +122,16 @@ class Driver:
 
     A driver instance is one open connection. ``open`` is a classmethod
     that receives the parsed URI and the read-only flag.
+
+    Serving from a daemon (``virtkitd``): a daemon backend is a driver
+    instance shared by every client of the daemon, called from the daemon's
+    event-loop thread for its :attr:`fast_operations` and from worker threads
+    for everything else. Such a driver therefore serializes per object: two
+    mutating operations on the same domain (or network) never interleave,
+    while operations on different objects may run concurrently (e.g. a lock
+    per domain, plus a short lock around the tables that name them). An
+    operation that waits (a guest booting, a monitor reply) must not be in
+    :attr:`fast_operations`.
     """
 
     #: Short name used in messages ("test", "QEMU", "Xen", "remote").
@@ -132,6 +142,12 @@ class Driver:
     #: whose server runs the public layer): the client then skips the
     #: state look-up before each call.
     checks_state_itself: ClassVar[bool] = False
+    #: Optional: operations quick enough to run on a daemon's event-loop
+    #: thread (in-memory look-ups, lists, info, state: no I/O, no waiting,
+    #: at most a short lock). ``virtkitd`` runs these inline and every other
+    #: operation in a worker thread, so a slow operation never stalls other
+    #: clients. Empty (the default) means every operation runs in a thread.
+    fast_operations: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, uri: URI, read_only: bool) -> None:
         self.uri = uri
@@ -343,6 +359,12 @@ class Driver:
     @operation()
     def domain_is_persistent(self, dom: DomainRef) -> bool:
         """Whether the domain is defined (has a saved configuration)."""
+        raise AssertionError
+
+    @operation(needs=Needs.ACTIVE)
+    def domain_get_console_path(self, dom: DomainRef) -> str:
+        """Path of the running domain's serial console (a pty); OperationInvalidError
+        when the domain has none."""
         raise AssertionError
 
     @operation(mutating=True)

@@ -18,6 +18,7 @@ from virtkit.errors import (
     DomainExistsError,
     InvalidArgumentError,
     OperationFailedError,
+    OperationInvalidError,
     SaveFileError,
     VirtError,
     VirtSystemError,
@@ -429,6 +430,14 @@ class TestDriver(Driver):
     def domain_is_persistent(self, dom: DomainRef) -> bool:
         with self.node.lock:
             return self._dom(dom).persistent
+
+    def domain_get_console_path(self, dom: DomainRef) -> str:
+        with self.node.lock:
+            d = self._dom(dom)
+            for dev in d.current.chardevs:
+                if dev.type == "pty" and (dev.tty or dev.source_path):
+                    return dev.tty or dev.source_path or ""
+            raise OperationInvalidError(f"domain '{d.name}' has no serial console")
 
     def domain_attach_device(self, dom: DomainRef, device: Device) -> None:
         with self.node.lock:
