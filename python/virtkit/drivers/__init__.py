@@ -1,5 +1,14 @@
 """Driver registry: which driver handles which URI.
 
+- a URI with a transport (``test+unix:///default?socket=PATH``,
+  ``qemu+unix:///session``, any driver name) goes to the remote driver, which
+  talks to a daemon (virtkitd or libvirtd) over that transport;
+- ``qemu:///session`` and ``qemu:///system`` go to the remote driver too: the
+  QEMU driver lives in ``virtkitd`` and the library is its client (the
+  session daemon is started on first connect);
+- other URIs go to the in-process driver registered for their name
+  (``test:///...``: the test driver).
+
 Drivers are imported only when a URI needs them, so ``import virtkit`` and a
 CLI command stay fast.
 """
@@ -15,9 +24,13 @@ if TYPE_CHECKING:
     from virtkit.drivers.interface import Driver
     from virtkit.uri import URI
 
+#: The driver of every URI with a transport, and of the daemon-served names below.
+REMOTE_DRIVER = "virtkit.drivers.remote.driver:RemoteDriver"
+
 #: URI driver name -> "module:Class". Later drivers add themselves here.
 _LOCAL_DRIVERS: dict[str, str] = {
     "test": "virtkit.drivers.test:TestDriver",
+    "qemu": REMOTE_DRIVER,  # served by virtkitd
 }
 
 
@@ -28,9 +41,9 @@ def register_driver(scheme: str, target: str) -> None:
 
 def driver_class(uri: URI) -> type[Driver]:
     """The driver class for ``uri``; ConnectionFailedError when none handles it."""
-    target = _LOCAL_DRIVERS.get(uri.driver)
+    target = REMOTE_DRIVER if uri.transport else _LOCAL_DRIVERS.get(uri.driver)
     if target is None:
-        known = ", ".join(f"{s}://" for s in sorted(_LOCAL_DRIVERS))
+        known = ", ".join([f"{s}://" for s in sorted(_LOCAL_DRIVERS)] + ["DRIVER+unix://"])
         raise ConnectionFailedError(
             f"no connection driver available for {uri.raw!r} (available: {known})")
     module, _, cls = target.partition(":")
