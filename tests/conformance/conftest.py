@@ -8,6 +8,7 @@ Later drivers join by adding a :class:`Target` to ``TARGETS``.
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import os
 import time
@@ -32,6 +33,8 @@ class Target:
     #: Seconds to wait for asynchronous state changes (real guests).
     timeout: float = 5.0
     marks: list[pytest.MarkDecorator] = field(default_factory=list)
+    #: A fixture whose value replaces ``uri`` (for targets served by a daemon a fixture starts).
+    uri_fixture: str | None = None
 
     def domain_xml(self, name: str, *, memory: int = 131072, vcpus: int = 1,
                    uuid: str | None = None, extra: str = "") -> str:
@@ -51,14 +54,34 @@ class Target:
 
 TARGETS = [
     Target(id="test", uri="test:///default", domain_type="test"),
+    # The test driver behind a private virtkitd, through the remote driver.
+    Target(id="virtkitd-test", uri="test+unix:///default?socket=(from the fixture)",
+           domain_type="test", uri_fixture="virtkitd_test_uri"),
 ]
 
 _names = itertools.count()
 
 
+@pytest.fixture(scope="session")
+def virtkitd_test_uri() -> Iterator[str]:
+    """A private ``virtkitd --driver test`` for the whole run; stopped (and checked) after."""
+    from tests.daemon.private import PrivateDaemon
+
+    daemon = PrivateDaemon().start()
+    try:
+        yield daemon.uri
+    finally:
+        status = daemon.stop()
+        daemon.cleanup()
+    assert status == 0, f"virtkitd exited with status {status}"
+
+
 @pytest.fixture(params=[pytest.param(t, id=t.id, marks=t.marks) for t in TARGETS])
 def target(request: pytest.FixtureRequest) -> Target:
-    return request.param  # type: ignore[no-any-return]
+    t: Target = request.param
+    if t.uri_fixture is not None:
+        t = dataclasses.replace(t, uri=request.getfixturevalue(t.uri_fixture))
+    return t
 
 
 @pytest.fixture
