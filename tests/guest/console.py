@@ -225,21 +225,26 @@ class Console:
                 if self.eof or time.monotonic() >= deadline:
                     self._fail_wait(f"a line matching {regex.pattern!r}", timeout)
 
-    def expect_prompt(self, prompt: str = PROMPT, timeout: float = 30.0) -> None:
-        """Consume lines up to the next shell prompt."""
+    def expect_prompt(self, timeout: float = 30.0, *, prompt: str = PROMPT) -> None:
+        """Consume lines up to the next shell prompt line (prompts are not told
+        apart: after typing a command, this is the prompt that follows it only if
+        earlier prompts were consumed; run() and wait_for_shell() consume theirs)."""
         self.expect(rf"^{re.escape(prompt)}$", timeout)
 
     def wait_for_shell(self, timeout: float = 30.0) -> None:
-        """Press Enter and wait for the prompt that answers it: the shell is then
-        idle and what is typed next reaches it. Call it once the ready marker is
-        seen (input sent earlier may be lost while the kernel sets up the port)."""
-        self.send_line("")
-        self.expect_prompt(timeout=timeout)
+        """Wait until the guest's shell has run a command typed now and shows its
+        prompt: it is then idle and what is typed next reaches it. Call it once the
+        ready marker is seen (input sent earlier may be lost while the kernel sets
+        up the serial port)."""
+        status, output = self.run(":", timeout)
+        if status != 0 or output:
+            raise GuestError(f"the shell answered ':' with {status} {output}\n{self.transcript()}")
 
     def run(self, command: str, timeout: float = 30.0) -> tuple[int, list[str]]:
-        """Type `command` into the guest's shell, wait until it finishes, and return
-        its exit status and output lines. The guest's own tick and lease lines are
-        left out of the output; the command must not read the console."""
+        """Type `command` into the guest's shell, wait until it finishes and the
+        prompt is back, and return its exit status and output lines. The guest's
+        own tick and lease lines are left out of the output; the command must
+        not read the console."""
         self._commands += 1
         tag = f"{self._commands}x{os.getpid()}"
         self.send_line(f"echo VIRTKIT-BEGIN-{tag}; {command}; echo VIRTKIT-END-{tag}-$?")
@@ -253,6 +258,7 @@ class Console:
             if match:
                 if match[1]:  # output without a final newline
                     output.append(match[1])
+                self.expect_prompt(max(0.0, deadline - time.monotonic()))
                 return int(match[2]), output
             if not _ASYNC_LINE.match(line.text):
                 output.append(line.text)

@@ -74,6 +74,16 @@ def test_shell_run_returns_status_and_output(guest: QemuGuest) -> None:
     assert guest.console.run("false") == (1, [])
 
 
+def test_ctrl_c_interrupts_a_command(guest: QemuGuest) -> None:
+    guest.console.wait_for_shell()
+    guest.console.send_line("sleep 100; echo not-interrupted")
+    guest.console.pump(0.5)
+    guest.console.send("\x03")
+    guest.console.expect_prompt(timeout=10)
+    assert guest.console.run("echo after") == (0, ["after"])
+    assert not any("not-interrupted" == line.text for line in guest.console.lines)
+
+
 def test_virtio_drivers_bind_to_their_devices(guest: QemuGuest) -> None:
     guest.console.wait_for_shell()
     status, drivers = guest.console.run(
@@ -92,9 +102,11 @@ def test_acpi_power_button_powers_the_guest_off(guest_image: GuestImage, machine
         assert any("VIRTKIT-POWER-BUTTON" in ln.text for ln in g.console.lines), g.console.transcript()
 
 
-def test_poweroff_command_stops_qemu(guest_image: GuestImage) -> None:
+@pytest.mark.parametrize("command", ["poweroff", "reboot"])
+def test_shutdown_commands_stop_qemu(guest_image: GuestImage, command: str) -> None:
+    # -no-reboot turns the guest's reboot into QEMU exiting, too.
     with QemuGuest(guest_image) as g:
         g.wait_ready(BOOT_TIMEOUT)
         g.console.wait_for_shell()
-        g.console.send_line("poweroff")
+        g.console.send_line(command)
         assert g.wait(timeout=15) == 0, g.stderr()
