@@ -1,4 +1,4 @@
-"""``console``: the NO_SUPPORT answer today, and the relay a driver's console will use."""
+"""``console``: finding the console through the API, and relaying a terminal to it."""
 
 from __future__ import annotations
 
@@ -12,27 +12,12 @@ import virtkit
 from virtkit.cli.console import console_path, relay
 
 
-def test_no_driver_provides_a_console_yet() -> None:
+def test_domain_without_console() -> None:
     with virtkit.open_read_only("test:///default") as conn:
         dom = conn.lookup_domain("test")
-        with pytest.raises(virtkit.NoSupportError) as e:
+        with pytest.raises(virtkit.VirtError) as e:
             console_path(dom)
-    assert "Test driver provides no console for domain 'test'" in str(e.value)
-    assert e.value.code == virtkit.ErrorCode.NO_SUPPORT
-
-
-class ConsoleDomain:
-    """A domain whose driver offers the hook."""
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def console_path(self) -> str:
-        return self.path
-
-
-def test_hook_is_used() -> None:
-    assert console_path(ConsoleDomain("/dev/pts/7")) == "/dev/pts/7"  # type: ignore[arg-type]
+    assert "has no serial console" in str(e.value)
 
 
 def test_relay_both_ways_until_escape() -> None:

@@ -147,7 +147,7 @@ FAILURES: dict[str, list[str]] = {
     "not-a-save-file": D + ["restore", "xml/new-domain.xml"],
     "save-to-missing-dir": D + ["save", "test", "no-such-dir/test.save"],
     "device-bad-xml": D + ["attach-device", "test", "xml/bad.xml"],
-    "console-no-support": D + ["console", "test"],
+    "console-none": D + ["console", "test"],
     "help-unknown": ["help", "nosuch"],
     "unterminated-quote": D + ["domstate 'test"],
     "connect-bad-uri": ["connect", "foo"],

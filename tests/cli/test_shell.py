@@ -216,3 +216,39 @@ def test_file_candidates(completer: object, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.chdir(DATA)
     assert completer.candidates("define ", "xml/new-d") == ["xml/new-domain.xml "]  # type: ignore[attr-defined]
     assert completer.candidates("define ", "xm") == ["xml/"]  # type: ignore[attr-defined]
+
+
+def test_console_relays_a_real_pty(tmp_path: Path) -> None:
+    """``create`` a domain whose serial console is a pty we hold, then ``console``:
+    what the "guest" writes reaches the terminal, what is typed reaches the guest,
+    and Ctrl+] leaves."""
+    import tty
+
+    guest, console = os.openpty()
+    tty.setraw(console)
+    xml = tmp_path / "con.xml"
+    xml.write_text(
+        "<domain type='test'><name>con</name><memory>65536</memory><vcpu>1</vcpu>"
+        "<os><type>hvm</type></os><devices><serial type='pty'>"
+        f"<source path='{os.ttyname(console)}'/><target port='0'/></serial></devices></domain>")
+    env = clean_env(XDG_CACHE_HOME=str(tmp_path / "cache"), TERM="dumb", INPUTRC="/dev/null")
+    term = Terminal(["-c", "test:///default", f"create {xml}; console con"], env, DATA)
+    try:
+        term.read_until(rb"Escape character is \^\]")
+        time.sleep(0.2)
+        os.write(guest, b"guest says hello\r\n")
+        term.read_until(b"guest says hello")
+        term.type(b"ping")
+        deadline = time.monotonic() + 10
+        got = b""
+        while b"ping" not in got and time.monotonic() < deadline:
+            if select.select([guest], [], [], 0.5)[0]:
+                got += os.read(guest, 100)
+        assert b"ping" in got
+        term.type(b"\x1d")
+        assert term.wait() == 0
+        assert b"Traceback" not in term.seen
+    finally:
+        term.close()
+        os.close(guest)
+        os.close(console)

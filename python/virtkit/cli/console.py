@@ -1,18 +1,11 @@
 """``console DOMAIN``: attach the terminal to a domain's serial console.
 
-The hook: a domain object that offers ``console_path()`` (returning the path
-of a pty or character device that is the guest's serial console) can be
-attached to. Today no public API call or driver provides it, so the command
-answers with a NO_SUPPORT error naming the driver. The intended shape, for
-the driver that fills it first (QEMU's ``-serial pty``, Xen's console tty
-as libvirt 0.2.2 read it from the domain XML):
-
-- driver contract: ``domain_get_console_path(dom) -> str``, an optional
-  operation (NO_SUPPORT by default), needing an active domain;
-- public API: ``Domain.console_path() -> str`` dispatching to it.
-
-Attached, the terminal is in raw mode and bytes flow both ways until the
-user types the escape character ``Ctrl+]`` or the console closes.
+The driver tells where the console is: :meth:`virtkit.Domain.console_path`
+(driver operation ``domain_get_console_path``) returns the path of a pty or
+character device; a driver without consoles answers NO_SUPPORT, a domain
+without one OPERATION_INVALID. The terminal is then put in raw mode and
+bytes flow both ways until the user types the escape character ``Ctrl+]``
+or the console closes.
 """
 
 from __future__ import annotations
@@ -33,16 +26,10 @@ ESCAPE = b"\x1d"
 
 
 def console_path(dom: Domain) -> str:
-    """The path of ``dom``'s console; NoSupportError while no driver provides one."""
+    """The path of ``dom``'s console (raises the API's error when there is none)."""
     from virtkit.errors import NoSupportError
 
-    hook = getattr(dom, "console_path", None)
-    if not callable(hook):
-        raise NoSupportError(
-            _("this function is not supported by the connection driver: the %(driver)s driver "
-              "provides no console for domain '%(name)s'")
-            % {"driver": dom.connection.driver_name, "name": dom.name})
-    path = hook()
+    path = dom.console_path()
     if not isinstance(path, str) or not path:
         raise NoSupportError(_("domain '%s' has no console") % dom.name)
     return path
