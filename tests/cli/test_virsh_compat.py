@@ -101,7 +101,8 @@ SAME = [
     (D, "net-create xml/new-network.xml; net-list --all; net-destroy net2; net-list --all; "
         "net-define xml/new-network.xml; net-list --all; net-start net2; net-list; "
         "net-destroy net2; net-undefine net2; net-list --all"),
-    (D, "save test /dev/null/x; domstate test"),
+    # Not compared: a failed save ("save test /dev/null/x"); virsh 9 with its test
+    # driver hangs now and then after one (our side: golden save-to-missing-dir).
     (STATES_URI, "list --all; nodeinfo; net-list --all"),
     (STATES_URI, "destroy gamma; suspend alpha; list --all; list --inactive; list; "
                  "dominfo gamma; dominfo alpha; vcpuinfo gamma; domid gamma"),
