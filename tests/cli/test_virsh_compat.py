@@ -184,8 +184,6 @@ def test_same_read_only_refusal() -> None:
     assert "operation forbidden" in ours[2] and "operation forbidden" in theirs[2]
 
 
-@pytest.mark.xfail(strict=True, reason="the test driver restarts a rebooted domain with a new "
-                   "id; libvirt's (and a real guest's) keeps its id")
 def test_reboot_keeps_the_id() -> None:
     ours, theirs = both(["-c", D, "reboot test; domid test"], DATA)
     assert ours[1] == theirs[1]

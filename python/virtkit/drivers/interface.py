@@ -17,7 +17,7 @@ Objects are referred to by small frozen references (:class:`DomainRef`,
 
 from __future__ import annotations
 
-import inspect
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
@@ -107,10 +107,8 @@ def operation(*, mutating: bool = False, needs: Needs = Needs.ANY) -> Callable[[
                 f"this function is not supported by the connection driver: "
                 f"{self.name} driver does not implement {name}")
 
-        unsupported.__name__ = name
-        unsupported.__qualname__ = fn.__qualname__
-        unsupported.__doc__ = fn.__doc__
-        unsupported.__signature__ = inspect.signature(fn)  # type: ignore[attr-defined]
+        # Name, docstring and (through __wrapped__) the signature of the declaration.
+        functools.update_wrapper(unsupported, fn)
         unsupported.__virtkit_operation__ = True  # type: ignore[attr-defined]
         return unsupported  # type: ignore[return-value]
 

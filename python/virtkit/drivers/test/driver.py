@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import socket
 import threading
-from pathlib import Path
 
 from virtkit.connection import NodeInfo
 from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
@@ -93,15 +90,18 @@ def _build_default_node() -> TestNode:
     return node
 
 
-def load_node_file(path: Path) -> TestNode:
+def load_node_file(path: str) -> TestNode:
     """A fresh node from a node file; its domains and networks start active."""
+    from pathlib import Path
+
     from virtkit.xml.node import parse_node
 
     try:
-        text = path.read_bytes()
+        with open(path, "rb") as f:
+            text = f.read()
     except OSError as e:
         raise ConnectionFailedError(f"cannot read test node file '{path}': {e.strerror}") from None
-    config = parse_node(text, path.parent)
+    config = parse_node(text, Path(path).parent)
     defaults = NodeFacts()
     facts = NodeFacts(
         model=config.cpu_model or defaults.model,
@@ -142,7 +142,7 @@ class TestDriver(Driver):
             return cls(uri, read_only, default_node())
         if not uri.path.startswith("/"):
             raise ConnectionFailedError(f"test node file must be an absolute path: {uri.raw!r}")
-        return cls(uri, read_only, load_node_file(Path(uri.path)))
+        return cls(uri, read_only, load_node_file(uri.path))
 
     # --- connection and node ---------------------------------------------------------
 
@@ -153,7 +153,7 @@ class TestDriver(Driver):
         return 2
 
     def get_hostname(self) -> str:
-        return socket.gethostname()
+        return os.uname().nodename
 
     def get_max_vcpus(self, type: str | None) -> int:
         return MAX_VCPUS
@@ -382,11 +382,9 @@ class TestDriver(Driver):
                 self._restart(d)
 
     def _restart(self, d: TestDomain) -> None:
-        config = d.config if d.persistent else d.current
-        self.node.stop(d) if d.persistent else None
-        if d.persistent:
-            self.node.start(d, config)
-        # A transient domain keeps running across a restart with the same id.
+        """A guest reboot: the domain keeps running, with the same id and live config."""
+        d.state = DomainState.RUNNING
+        d.start_clock()
 
     def domain_destroy(self, dom: DomainRef) -> None:
         with self.node.lock:
@@ -402,6 +400,8 @@ class TestDriver(Driver):
                 self.node.forget(d)
 
     def domain_save(self, dom: DomainRef, path: str) -> None:
+        import json
+
         from virtkit.xml.domain import format_domain
 
         with self.node.lock:
@@ -432,12 +432,12 @@ class TestDriver(Driver):
             return self._dom(dom).persistent
 
     def domain_get_console_path(self, dom: DomainRef) -> str:
+        # Test domains run no guest, so none has a console; a pty path written
+        # in their XML names no console of theirs and is never handed out.
         with self.node.lock:
             d = self._dom(dom)
-            for dev in d.current.chardevs:
-                if dev.type == "pty" and (dev.tty or dev.source_path):
-                    return dev.tty or dev.source_path or ""
-            raise OperationInvalidError(f"domain '{d.name}' has no serial console")
+            raise OperationInvalidError(
+                f"domain '{d.name}' has no serial console (test-driver domains run no guest)")
 
     def domain_attach_device(self, dom: DomainRef, device: Device) -> None:
         with self.node.lock:
@@ -609,6 +609,8 @@ def _write_atomically(path: str, data: bytes) -> None:
 
 
 def _read_save_file(path: str) -> tuple[dict[str, object], bytes]:
+    import json
+
     try:
         with open(path, "rb") as f:
             data = f.read()
