@@ -190,6 +190,11 @@ class CommandContext:
 
     #: Path of the QMP UNIX socket QEMU listens on.
     qmp_socket: str
+    #: A listening socket the daemon already bound to :attr:`qmp_socket`, passed to
+    #: QEMU (``fd=N``): the daemon can connect the moment QEMU starts, without
+    #: waiting for the socket file to appear, and QEMU needs no write access to
+    #: the directory.
+    qmp_fd: int | None = None
     #: The emulator when the config names none (the discovered default for the arch).
     emulator: str | None = None
     #: The machine type when the config names none (the emulator's default).
@@ -490,9 +495,10 @@ class _Builder:
         if cfg.uuid is not None:
             self.add("-uuid", format_uuid(cfg.uuid))
         self.add("-no-user-config", "-nodefaults", "-msg", "timestamp=on")
-        self.add("-chardev", keyval({"backend": "socket", "id": MONITOR_CHARDEV_ID,
-                                     "path": self.ctx.qmp_socket, "server": True, "wait": False},
-                                    "backend"))
+        where: Props = ({"fd": self.ctx.qmp_fd} if self.ctx.qmp_fd is not None
+                        else {"path": self.ctx.qmp_socket})
+        self.add("-chardev", keyval({"backend": "socket", "id": MONITOR_CHARDEV_ID, **where,
+                                     "server": True, "wait": False}, "backend"))
         self.add("-mon", f"chardev={MONITOR_CHARDEV_ID},id=monitor,mode=control")
         if self.ctx.pidfile:
             self.add("-pidfile", self.ctx.pidfile)
