@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import stat
 import time
@@ -123,11 +122,30 @@ def test_idle_timeout_exits_only_without_clients(start_daemon: StartDaemon) -> N
     assert not daemon.socket.exists() and not daemon.pidfile.exists()
 
 
-@pytest.mark.skipif(importlib.util.find_spec("virtkit.drivers.qemu.driver") is not None,
-                    reason="the QEMU backend exists now")
-def test_qemu_backend_is_refused_clearly_until_it_exists(start_daemon: StartDaemon) -> None:
-    daemon = start_daemon(driver="qemu", wait=False)
+def test_an_unavailable_backend_is_refused_clearly(monkeypatch: pytest.MonkeyPatch) -> None:
+    from virtkit.daemon import backends
+
+    monkeypatch.setitem(backends.BACKENDS, "future", backends.BackendSpec(
+        "future", "virtkit.drivers.future.driver:FutureDriver", lambda paths: paths.uri))
+    with pytest.raises(backends.BackendUnavailableError,
+                       match="future backend is not available in this virtkit yet"):
+        backends.load_backend("future")
+
+
+def test_an_unknown_backend_stops_the_daemon_at_once(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon(driver="nosuch", wait=False)
     assert daemon.proc is not None
     assert daemon.proc.wait(timeout=30) == 2
-    assert "qemu backend is not available" in daemon.log_text()
+    assert "invalid choice: 'nosuch'" in daemon.log_text()
     assert not daemon.socket.exists()
+
+
+@pytest.mark.qemu
+def test_the_qemu_backend_keeps_its_files_in_the_daemon_dirs(start_daemon: StartDaemon) -> None:
+    daemon = start_daemon(driver="qemu")
+    with virtkit.open(f"qemu+unix:///session?socket={daemon.socket}") as conn:
+        assert conn.get_type() == "QEMU"
+        assert conn.list_all_domains() == []
+    assert (daemon.socket_dir / "qemu").is_dir()
+    assert (daemon.config_dir / "qemu").is_dir()
+    assert daemon.stop() == 0

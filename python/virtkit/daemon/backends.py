@@ -103,6 +103,7 @@ class BackendPool:
     def __init__(self, cls: type[Driver], spec: BackendSpec, paths: DaemonPaths) -> None:
         self.cls = cls
         self.spec = spec
+        self.paths = paths
         self.daemon_uri = paths.uri
         self.default_uri = parse_uri(spec.default_uri(paths))
         self._drivers: dict[str, Driver] = {}
@@ -127,11 +128,24 @@ class BackendPool:
         return self._drivers.get(uri.raw)
 
     def open(self, uri: URI) -> Driver:
-        """The backend for ``uri``, opened on first use (may be slow: call from a thread)."""
+        """The backend for ``uri``, opened on first use (may be slow: call from a thread).
+
+        A backend that keeps files (the QEMU driver) defines ``open_with_paths(uri,
+        config_dir, state_dir, runtime_dir, *, read_only)``; it is called with this
+        daemon's directories, so ``--socket-dir`` and friends move its files too.
+        Other backends are opened with ``open(uri, read_only)``.
+        """
         with self._lock:
             driver = self._drivers.get(uri.raw)
             if driver is None:
-                driver = self._drivers[uri.raw] = self.cls.open(uri, False)
+                with_paths = getattr(self.cls, "open_with_paths", None)
+                if with_paths is not None:
+                    p = self.paths
+                    driver = with_paths(uri, p.config_dir, p.state_dir, p.socket_dir,
+                                        read_only=False)
+                else:
+                    driver = self.cls.open(uri, False)
+                self._drivers[uri.raw] = driver
             return driver
 
     @property
