@@ -158,6 +158,15 @@ def _refine(exc: VirtError) -> VirtError:
     return cls(exc.message, int1=exc.int1, int2=exc.int2, **fields)
 
 
+#: State number -> DomainState, without the enum's call machinery on the info path.
+_STATES: dict[int, DomainState] = {int(s): s for s in DomainState}
+
+
+def _state(number: int) -> DomainState:
+    state = _STATES.get(number)
+    return state if state is not None else DomainState(number)
+
+
 def _wire(ref: DomainRef) -> dict[str, Any]:
     return {"name": ref[0], "uuid": ref[1], "id": ref[2]}
 
@@ -287,14 +296,14 @@ class RemoteDriver(Driver):
 
     def domain_get_state(self, dom: DomainRef) -> tuple[DomainState, int]:
         ret = self._call("domain_get_state", {"dom": _wire(dom), "flags": 0})
-        return DomainState(ret["state"]), ret["reason"]
+        return _state(ret["state"]), ret["reason"]
 
     def domain_get_info(self, dom: DomainRef) -> DomainInfo:
         try:
             i = self.client.call("domain_get_info", {"dom": _wire(dom)})
         except VirtError as exc:
             raise _refine(exc) from None
-        return DomainInfo(DomainState(i["state"]), i["max_mem"], i["memory"], i["nr_virt_cpu"],
+        return DomainInfo(_state(i["state"]), i["max_mem"], i["memory"], i["nr_virt_cpu"],
                           i["cpu_time"])
 
     def domain_get_os_type(self, dom: DomainRef) -> str:
