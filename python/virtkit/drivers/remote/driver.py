@@ -204,8 +204,11 @@ class RemoteDriver(Driver):
         try:
             client = TRANSPORTS[point.transport](point, CONNECT_TIMEOUT)
         except RPCError as exc:
+            hint = (" (is 'virtkitd --system' running?)"
+                    if point.daemon_uri == "qemu:///system" and uri.param("socket") is None
+                    else "")
             raise ConnectionFailedError(
-                f"cannot connect to the daemon for {uri.raw!r}: {exc}") from None
+                f"cannot connect to the daemon for {uri.raw!r}: {exc}{hint}") from None
         try:
             client.open(point.daemon_uri, readonly=read_only)
         except VirtError as exc:
