@@ -69,12 +69,18 @@ def _pin(cpus: set[int] | None) -> Callable[[], None] | None:
 
 
 @contextmanager
-def virtkitd(base: Path, profile: Path | None = None,
-             cpus: set[int] | None = None) -> Iterator[Path]:
-    """A private virtkitd (test backend); yields its read-write socket."""
+def virtkitd(base: Path, profile: Path | None = None, cpus: set[int] | None = None,
+             threaded: bool = False) -> Iterator[Path]:
+    """A private virtkitd (test backend); yields its read-write socket. ``threaded``
+    empties the backend's fast_operations: every call goes through the thread pool."""
     args = ["--session", "--driver", "test", "--socket-dir", str(base / "run"),
             "--state-dir", str(base / "state"), "--config-dir", str(base / "config")]
-    if profile is None:
+    if threaded:
+        command = [sys.executable, "-c",
+                   "import sys; from virtkit.daemon import backends, main; "
+                   "backends.TestBackend.fast_operations = frozenset(); "
+                   "sys.exit(main.main(sys.argv[1:]))", *args]
+    elif profile is None:
         command = [sys.executable, "-m", "virtkit.daemon", *args]
     else:
         command = [sys.executable, "-c",
@@ -315,6 +321,13 @@ def main(argv: list[str] | None = None) -> int:
                 if ours and theirs:
                     summary.append(f"  {label}, {kind} client x{clients}: "
                                    f"virtkitd/libvirtd {ours / theirs:5.2f}x")
+    print("virtkitd with every operation in its thread pool (no inline fast path):")
+    with tempfile.TemporaryDirectory(prefix="vkbd-") as tmp:
+        with virtkitd(Path(tmp), threaded=True) as sock:
+            uri = f"test+unix:///default?socket={sock}"
+            for clients in (1, 4):
+                rate = round_trips("virtkit", uri, clients, seconds)
+                print(f"  virtkitd  <- virtkit        x{clients}: {rate:9,.0f} calls/s")
     if summary:
         print("Ratios (virtkitd's rate / libvirtd's, same clients):")
         print("\n".join(summary))
