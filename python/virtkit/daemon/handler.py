@@ -274,7 +274,7 @@ def _xml_desc_args(s: Session, a: Args) -> tuple[Any, ...]:
         raise OperationDeniedError(
             "operation forbidden: virDomainGetXMLDesc with secure flag on a read-only "
             "connection")
-    return (_dom(a), bool(flags & (XML_INACTIVE | XML_MIGRATABLE)))
+    return (_dom(a), bool(flags & XML_INACTIVE))
 
 
 def _net_xml_desc_args(s: Session, a: Args) -> tuple[Any, ...]:

@@ -186,6 +186,13 @@ class Daemon:
         log.info("virtkitd %s (%s backend, %s) serving %s", self.paths.mode,
                  self.spec.name, self.pool.default_uri.raw, self.paths.socket_dir)
 
+    async def abort(self) -> None:
+        """Undo a failed :meth:`start`."""
+        if self.server is not None:
+            await self.server.close()
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        self.pool.close()
+
     def stop(self) -> None:
         """Ask :meth:`serve` to return (callable from a signal handler)."""
         if self._stop is not None:
@@ -241,7 +248,11 @@ async def _run(daemon: Daemon, ready_fd: int | None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, daemon.stop)
     loop.add_signal_handler(signal.SIGHUP, lambda: log.info("SIGHUP: nothing to reload"))
-    await daemon.start()
+    try:
+        await daemon.start()
+    except BaseException:
+        await daemon.abort()
+        raise
     if daemon.opts.pidfile:
         Path(daemon.opts.pidfile).write_text(f"{os.getpid()}\n")
     if ready_fd is not None:
