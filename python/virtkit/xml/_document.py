@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+from virtkit.xml._lazy import etree
 
 from virtkit.errors import XMLError, XMLSchemaError
 from virtkit.xml import schema

@@ -34,11 +34,12 @@ from __future__ import annotations
 import copy
 import re
 import threading
-from importlib import resources
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lxml import etree  # type: ignore[import-untyped, unused-ignore]
+from virtkit.xml._lazy import etree
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 from virtkit.errors import XMLSchemaError
 
@@ -58,6 +59,9 @@ _RNG = "{http://relaxng.org/ns/structure/1.0}"
 
 def schema_dir() -> Path:
     """The directory holding the installed ``.rng`` files."""
+    from importlib import resources
+    from pathlib import Path
+
     return Path(str(resources.files("virtkit").joinpath("schemas")))
 
 
@@ -489,6 +493,8 @@ def _flatten(tree: Any) -> Any:
     Our grammars prefix their definitions (``dom.``, ``net.``...), so merging
     them cannot clash.
     """
+    from pathlib import Path
+
     base = Path(tree.docinfo.URL or schema_dir() / "x.rng").parent
     tree = copy.deepcopy(tree)
     root = tree.getroot()
