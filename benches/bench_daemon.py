@@ -164,7 +164,8 @@ def _client_proc(kind: str, uri: str, seconds: float, start: Any, results: Any,
         _client_loop(kind, uri, seconds, start, results, profile, cpus)
     except BaseException as exc:  # noqa: BLE001 - reported by the parent
         results.put((0, 0.0, f"{type(exc).__name__}: {exc}"))
-        raise
+        results.close()
+        results.join_thread()
 
 
 def _client_loop(kind: str, uri: str, seconds: float, start: Any, results: Any,
