@@ -4,10 +4,16 @@ One dnsmasq per active network with an address, as libvirt runs it: DHCP
 (ranges, static hosts by MAC) and DNS for the network's guests, bound only
 to the network's bridge. Its files live in the manager's state directory,
 named after the network (:class:`DnsmasqFiles`): ``NAME.conf`` (generated,
-rewritten at each start), ``NAME.hosts`` (``<dns><host>`` entries, read
-through ``addn-hosts``), ``NAME.leases`` (kept across restarts, so a
+rewritten at each start), ``NAME.leases`` (kept across restarts, so a
 restarted dnsmasq knows every lease), ``NAME.pid`` and ``NAME.log`` (its
 output, appended).
+
+Everything dnsmasq must know is in ``NAME.conf``, which it reads as root
+before dropping its privileges (to ``nobody``): DHCP ranges, static hosts
+(``dhcp-host``) and the ``<dns><host>`` entries (``host-record``, each short
+name also written with the network's domain). An ``addn-hosts`` file would be
+read only after the drop, and the state directory is private (0700), so it
+would be unreadable; ``host-record`` answers the same A and PTR queries.
 
 dnsmasq reads only our file (``--conf-file=NAME.conf``: not
 ``/etc/dnsmasq.conf``, not ``/etc/hosts``) and runs in the foreground
@@ -50,7 +56,7 @@ __all__ = [
     "Supervisor",
     "find_dnsmasq",
     "build_config",
-    "build_hosts",
+    "host_records",
     "write_files",
     "spawn",
     "adopt",
@@ -80,10 +86,6 @@ class DnsmasqFiles:
         return self._file("conf")
 
     @property
-    def hosts(self) -> Path:
-        return self._file("hosts")
-
-    @property
     def leases(self) -> Path:
         return self._file("leases")
 
@@ -97,7 +99,7 @@ class DnsmasqFiles:
 
     def remove_runtime(self) -> None:
         """Remove the generated files and the pid file; leases and log stay."""
-        for p in (self.conf, self.hosts, self.pidfile):
+        for p in (self.conf, self.pidfile):
             try:
                 p.unlink()
             except FileNotFoundError:
@@ -120,9 +122,19 @@ def needs_dnsmasq(cfg: NetworkConfig) -> bool:
     return bool(cfg.ips)
 
 
-def build_hosts(cfg: NetworkConfig) -> str:
-    """The ``addn-hosts`` file: one ``IP NAME...`` line per ``<dns><host>``."""
-    return "".join(f"{h.ip}\t{' '.join(h.hostnames)}\n" for h in cfg.dns_hosts if h.hostnames)
+def host_records(cfg: NetworkConfig) -> list[str]:
+    """``host-record=NAME,...,IP`` per ``<dns><host>``; with a ``<domain>``, each short
+    name also appears qualified."""
+    out = []
+    for h in cfg.dns_hosts:
+        names: list[str] = []
+        for n in h.hostnames:
+            names.append(n)
+            if cfg.domain_name and "." not in n:
+                names.append(f"{n}.{cfg.domain_name}")
+        if names:
+            out.append(f"host-record={','.join(names)},{h.ip}")
+    return out
 
 
 def build_config(cfg: NetworkConfig, bridge: str, files: DnsmasqFiles) -> str:
@@ -138,8 +150,7 @@ def build_config(cfg: NetworkConfig, bridge: str, files: DnsmasqFiles) -> str:
     ]
     if cfg.domain_name:
         out += [f"domain={cfg.domain_name}", f"local=/{cfg.domain_name}/", "expand-hosts"]
-    if cfg.dns_hosts:
-        out.append(f"addn-hosts={files.hosts}")
+    out += host_records(cfg)
     lease_max = 0
     dhcp = False
     v6 = False
@@ -172,12 +183,10 @@ def build_config(cfg: NetworkConfig, bridge: str, files: DnsmasqFiles) -> str:
 
 
 def write_files(cfg: NetworkConfig, bridge: str, files: DnsmasqFiles) -> None:
-    """Write ``NAME.conf`` (and ``NAME.hosts``) for the next :func:`spawn`."""
+    """Write ``NAME.conf`` for the next :func:`spawn`."""
     try:
         files.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         files.conf.write_text(build_config(cfg, bridge, files), encoding="utf-8")
-        if cfg.dns_hosts:
-            files.hosts.write_text(build_hosts(cfg), encoding="utf-8")
     except OSError as e:
         raise VirtSystemError(f"cannot write dnsmasq's configuration for network '{cfg.name}': "
                               f"{e.strerror}", errno=e.errno, domain=ErrorDomain.NETWORK) from None
