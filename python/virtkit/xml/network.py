@@ -88,6 +88,9 @@ class NetworkConfig:
     #: ``<nat><address start end/>``: the range of public addresses NAT may use.
     nat_address_start: str | None = None
     nat_address_end: str | None = None
+    #: ``<domain localOnly='yes|no'>`` (today's libvirt): names under the domain are
+    #: answered by the network's DNS server only, never forwarded upstream.
+    domain_local_only: bool | None = None
 
 
 # ======================================================================
@@ -177,6 +180,9 @@ def _network(root: Any) -> NetworkConfig:
             f["forward_dev"] = dev
         elif tag == "domain":
             f["domain_name"] = child.get("name")
+            local_only = child.get("localOnly")
+            if local_only is not None:
+                f["domain_local_only"] = local_only == "yes"
         elif tag == "dns":
             f["dns_hosts"] = tuple(
                 DNSHost(h.get("ip"), tuple(n.text or "" for n in h)) for h in child
@@ -267,7 +273,9 @@ def _write_network(out: list[str], cfg: NetworkConfig, ind: str) -> None:
     if cfg.mac is not None:
         out.append(f"{i1}<mac{_attrs(('address', cfg.mac))}/>")
     if cfg.domain_name is not None:
-        out.append(f"{i1}<domain{_attrs(('name', cfg.domain_name))}/>")
+        local_only = None if cfg.domain_local_only is None else (
+            "yes" if cfg.domain_local_only else "no")
+        out.append(f"{i1}<domain{_attrs(('name', cfg.domain_name), ('localOnly', local_only))}/>")
     if cfg.dns_hosts:
         out.append(f"{i1}<dns>")
         for dns_host in cfg.dns_hosts:
