@@ -19,7 +19,7 @@ FULL = """
   <name>lab</name>
   <forward mode='nat'/>
   <bridge name='vkbr140' stp='off' delay='0'/>
-  <domain name='lab.test'/>
+  <domain name='lab.test' localOnly='yes'/>
   <dns>
     <host ip='192.168.140.250'><hostname>printer</hostname><hostname>lp</hostname></host>
   </dns>
@@ -49,6 +49,12 @@ def test_config_binds_to_the_bridge_only_and_reads_no_system_files() -> None:
                    for line in lines)
     assert host_records(cfg) == ["host-record=printer,printer.lab.test,lp,lp.lab.test,"
                                  "192.168.140.250"]
+
+
+def test_domain_is_forwarded_upstream_unless_local_only() -> None:
+    cfg = parse_network(FULL.replace(" localOnly='yes'", ""))
+    lines = build_config(cfg, "b", DnsmasqFiles(Path("/st"), "lab")).splitlines()
+    assert "domain=lab.test" in lines and not any(x.startswith("local=") for x in lines)
 
 
 def test_static_only_dhcp_and_ipv6_ranges() -> None:

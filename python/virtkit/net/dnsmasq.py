@@ -149,7 +149,9 @@ def build_config(cfg: NetworkConfig, bridge: str, files: DnsmasqFiles) -> str:
         "no-hosts",
     ]
     if cfg.domain_name:
-        out += [f"domain={cfg.domain_name}", f"local=/{cfg.domain_name}/", "expand-hosts"]
+        out += [f"domain={cfg.domain_name}", "expand-hosts"]
+        if cfg.domain_local_only:
+            out.append(f"local=/{cfg.domain_name}/")
     out += host_records(cfg)
     lease_max = 0
     dhcp = False
