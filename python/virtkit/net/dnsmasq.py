@@ -59,6 +59,8 @@ __all__ = [
     "host_records",
     "write_files",
     "spawn",
+    "launch",
+    "wait_ready",
     "adopt",
     "parse_leases",
 ]
@@ -201,6 +203,8 @@ class DnsmasqProcess:
         self.pid = pid
         self.files = files
         self.popen = popen
+        #: Where this run's output starts in the log (for error messages).
+        self.log_start = 0
         #: Readable once the process has exited (``pidfd_open``), or None
         #: when it was already gone.
         self.pidfd: int | None
@@ -232,6 +236,18 @@ class DnsmasqProcess:
             return True
         ready, _, _ = select.select([self.pidfd], [], [], timeout)
         return bool(ready)
+
+    def terminate(self) -> None:
+        """Send SIGTERM and return at once (:meth:`stop` then waits)."""
+        if self.exited():
+            return
+        try:
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, signal.SIGTERM)
+            else:
+                os.kill(self.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
 
     def stop(self, grace: float = STOP_GRACE) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; returns once it has exited."""
@@ -269,12 +285,10 @@ def _log_tail(path: Path, start: int, lines: int = 10) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
 
 
-def spawn(binary: str, files: DnsmasqFiles, *, timeout: float = START_TIMEOUT) -> DnsmasqProcess:
-    """Start dnsmasq on ``files.conf`` and return once it serves.
+def launch(binary: str, files: DnsmasqFiles) -> DnsmasqProcess:
+    """Start dnsmasq on ``files.conf`` without waiting; :func:`wait_ready` then waits.
 
-    Raises OperationFailedError, with dnsmasq's own last words, when it exits
-    or does not become ready within ``timeout``; it is then stopped and
-    reaped.
+    Raises OperationFailedError when the program cannot be run.
     """
     try:
         files.pidfile.unlink()
@@ -296,18 +310,31 @@ def spawn(binary: str, files: DnsmasqFiles, *, timeout: float = START_TIMEOUT) -
             raise OperationFailedError(f"cannot run {binary}: {e.strerror}",
                                        domain=ErrorDomain.NETWORK) from None
     proc = DnsmasqProcess(popen.pid, files, popen)
+    proc.log_start = start
+    return proc
+
+
+def wait_ready(proc: DnsmasqProcess, *, timeout: float = START_TIMEOUT) -> None:
+    """Return once the launched ``proc`` serves (its pid file names it).
+
+    Raises OperationFailedError, with dnsmasq's own last words, when it exits
+    or does not become ready within ``timeout``; it is then stopped and reaped.
+    """
+    popen = proc.popen
+    assert popen is not None
+    files = proc.files
     deadline = time.monotonic() + timeout
     pause = 0.0005
     while True:
         if popen.poll() is not None:
             proc.close()
-            tail = _log_tail(files.log, start)
+            tail = _log_tail(files.log, proc.log_start)
             raise OperationFailedError(
                 f"dnsmasq for network '{files.name}' exited with status {popen.returncode} "
                 f"while starting: {tail or '(no output)'}", domain=ErrorDomain.NETWORK)
         try:
             if files.pidfile.read_text().strip() == str(popen.pid):
-                return proc
+                return
         except (FileNotFoundError, ValueError):
             pass
         if time.monotonic() > deadline:
@@ -315,9 +342,17 @@ def spawn(binary: str, files: DnsmasqFiles, *, timeout: float = START_TIMEOUT) -
             proc.close()
             raise OperationFailedError(
                 f"dnsmasq for network '{files.name}' did not become ready in {timeout:g} s: "
-                f"{_log_tail(files.log, start) or '(no output)'}", domain=ErrorDomain.NETWORK)
+                f"{_log_tail(files.log, proc.log_start) or '(no output)'}",
+                domain=ErrorDomain.NETWORK)
         time.sleep(pause)
         pause = min(pause * 2, 0.01)
+
+
+def spawn(binary: str, files: DnsmasqFiles, *, timeout: float = START_TIMEOUT) -> DnsmasqProcess:
+    """:func:`launch`, then :func:`wait_ready`: a dnsmasq that serves."""
+    proc = launch(binary, files)
+    wait_ready(proc, timeout=timeout)
+    return proc
 
 
 def adopt(pid: int, files: DnsmasqFiles) -> DnsmasqProcess | None:

@@ -27,12 +27,12 @@ Life cycle of a network
 - start: everything is checked first: the document again, the bridge name
   free, no route or address overlapping the subnets, nft and (with an
   address) dnsmasq present. Then the status file is written (``starting``),
-  the bridge is made, addressed and brought up, the nftables table added,
-  forwarding enabled (nat and route), dnsmasq started; the status file
-  becomes ``active``. If any step fails, everything done so far is undone
+  the bridge is made, addressed and brought up, dnsmasq launched, the
+  nftables table added and forwarding enabled (nat and route) while dnsmasq
+  starts up, then dnsmasq awaited; the status file becomes ``active``. If any step fails, everything done so far is undone
   in reverse and the status file removed; the error names the step.
-- destroy: status ``stopping``, dnsmasq stopped, table deleted, bridge
-  deleted, status file removed. A transient network disappears.
+- destroy: status ``stopping``, dnsmasq signalled, table deleted, bridge
+  deleted, dnsmasq's exit awaited (it overlaps the rest), status file removed. A transient network disappears.
 - undefine: the definition and autostart mark go; an active network keeps
   running, transient.
 - create: a transient network, defined and started in one call (or, for a
@@ -415,7 +415,7 @@ class NetworkManager:
                     raise OperationFailedError(
                         f"cannot start network '{cfg.name}': bridge '{bridge}' is used by "
                         f"active network '{other.name}'", domain=ErrorDomain.NETWORK)
-        nft = _nft.find_nft(self.nft_program)
+        nft = _nft.program_needed(self.nft_program)
         dnsmasq = (_dnsmasq.find_dnsmasq(self.dnsmasq_program)
                    if _dnsmasq.needs_dnsmasq(cfg) else None)
         lap("check programs")
@@ -435,6 +435,12 @@ class NetworkManager:
                                   stp=cfg.stp if cfg.stp is not None else True,
                                   delay=cfg.delay or 0, mac=cfg.mac, addresses=addresses)
             lap("bridge (netlink)")
+            if dnsmasq is not None:
+                # dnsmasq starts up while the firewall is written; wait_ready below.
+                step = "start dnsmasq"
+                _dnsmasq.write_files(cfg, bridge, files)
+                proc = _dnsmasq.launch(dnsmasq, files)
+                lap("dnsmasq (launch)")
             step = "add the firewall table"
             _nft.apply(cfg, bridge, nft=nft)
             lap("nftables")
@@ -443,11 +449,10 @@ class NetworkManager:
                 v6 = any(":" in ip.address for ip in cfg.ips)
                 sysctl.enable_forwarding(ipv4=True, ipv6=v6)
                 lap("sysctl")
-            if dnsmasq is not None:
+            if proc is not None:
                 step = "start dnsmasq"
-                _dnsmasq.write_files(cfg, bridge, files)
-                proc = _dnsmasq.spawn(dnsmasq, files)
-                lap("dnsmasq")
+                _dnsmasq.wait_ready(proc)
+                lap("dnsmasq (wait until ready)")
             status.state = "active"
             status.dnsmasq_pid = proc.pid if proc is not None else None
             self.store.save_status(status)
@@ -516,10 +521,8 @@ class NetworkManager:
         t = {} if timings is None else timings
         t0 = time.perf_counter()
         if proc is not None:
-            proc.stop()
-            proc.close()
-        files.remove_runtime()
-        t["dnsmasq"] = time.perf_counter() - t0
+            proc.terminate()  # it exits while the table and bridge go; waited for below
+        t["dnsmasq (signal)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if status.table is not None:
             try:
@@ -537,6 +540,12 @@ class NetworkManager:
         except VirtError as e:
             errors.append(e)
         t["bridge (netlink)"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        if proc is not None:
+            proc.stop()
+            proc.close()
+        files.remove_runtime()
+        t["dnsmasq (wait for exit)"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         if not errors:
             try:

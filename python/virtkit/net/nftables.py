@@ -27,7 +27,9 @@ Rules, for a network on bridge B with IPv4 subnet S (IPv6 likewise):
 
   and any other packet into or out of B is rejected.
 
-A script is applied with ``nft -f -`` in one transaction: :func:`apply` adds
+A script is applied in one transaction, through libnftables (the library
+``nft`` itself uses, loaded with :mod:`ctypes`: no process to start) or,
+when it is missing or a program is named, ``nft -f -``: :func:`apply` adds
 the table (after deleting a stale one of the same name, in the same
 transaction), :func:`remove` deletes it (``add`` then ``delete``, so a table
 that is already gone is no error). Either the whole table exists or none.
@@ -35,16 +37,18 @@ that is already gone is no error). Either the whole table exists or none.
 
 from __future__ import annotations
 
+import ctypes
 import ipaddress
 import json
 import shutil
 import subprocess
+import threading
 
 from virtkit.errors import ErrorDomain, OperationFailedError
 from virtkit.xml.network import NetworkConfig
 
 __all__ = ["TABLE_PREFIX", "FAMILY", "table_name", "build_table", "apply", "remove",
-           "list_tables", "table_exists", "find_nft"]
+           "list_tables", "table_exists", "find_nft", "have_library", "program_needed"]
 
 TABLE_PREFIX = "virtkit-"
 FAMILY = "inet"
@@ -143,11 +147,81 @@ def build_table(cfg: NetworkConfig, bridge: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _run(nft: str, script: str, what: str) -> None:
-    proc = subprocess.run([nft, "-f", "-"], input=script, capture_output=True, text=True,
-                          check=False)
-    if proc.returncode != 0:
-        detail = proc.stderr.strip() or f"nft exited with status {proc.returncode}"
+_OUTPUT_JSON = 1 << 4
+_lib: ctypes.CDLL | None = None
+_lib_tried = False
+_lib_lock = threading.Lock()
+
+
+def _library() -> ctypes.CDLL | None:
+    """libnftables, or None when it cannot be loaded."""
+    global _lib, _lib_tried
+    with _lib_lock:
+        if not _lib_tried:
+            _lib_tried = True
+            try:
+                lib = ctypes.CDLL("libnftables.so.1")
+            except OSError:
+                return None
+            lib.nft_ctx_new.restype = ctypes.c_void_p
+            lib.nft_ctx_new.argtypes = [ctypes.c_uint32]
+            lib.nft_ctx_free.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_output.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_buffer_error.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_output_set_flags.argtypes = [ctypes.c_void_p, ctypes.c_uint]
+            lib.nft_run_cmd_from_buffer.argtypes = [ctypes.c_void_p, ctypes.c_char_p]
+            lib.nft_run_cmd_from_buffer.restype = ctypes.c_int
+            lib.nft_ctx_get_output_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_output_buffer.restype = ctypes.c_char_p
+            lib.nft_ctx_get_error_buffer.argtypes = [ctypes.c_void_p]
+            lib.nft_ctx_get_error_buffer.restype = ctypes.c_char_p
+            _lib = lib
+        return _lib
+
+
+def have_library() -> bool:
+    """True when libnftables can be used (then the nft program is not needed)."""
+    return _library() is not None
+
+
+def program_needed(nft: str | None) -> str | None:
+    """The nft program to use: None when libnftables serves (and no program is named);
+    else the program's path (OperationFailedError when it is missing)."""
+    if nft is None and have_library():
+        return None
+    return find_nft(nft)
+
+
+def _run_library(lib: ctypes.CDLL, script: str, json_output: bool = False) -> tuple[int, str, str]:
+    ctx = lib.nft_ctx_new(0)
+    if not ctx:
+        return 1, "", "nft_ctx_new failed"
+    try:
+        lib.nft_ctx_buffer_output(ctx)
+        lib.nft_ctx_buffer_error(ctx)
+        if json_output:
+            lib.nft_ctx_output_set_flags(ctx, _OUTPUT_JSON)
+        rc = lib.nft_run_cmd_from_buffer(ctx, script.encode())
+        out = (lib.nft_ctx_get_output_buffer(ctx) or b"").decode(errors="replace")
+        err = (lib.nft_ctx_get_error_buffer(ctx) or b"").decode(errors="replace")
+        return rc, out, err
+    finally:
+        lib.nft_ctx_free(ctx)
+
+
+def _execute(nft: str | None, script: str, *, json_output: bool = False) -> tuple[int, str, str]:
+    lib = _library() if nft is None else None
+    if lib is not None:
+        return _run_library(lib, script, json_output)
+    argv = [find_nft(nft)] + (["-j"] if json_output else []) + ["-f", "-"]
+    proc = subprocess.run(argv, input=script, capture_output=True, text=True, check=False)
+    return proc.returncode, proc.stdout, proc.stderr
+
+
+def _run(nft: str | None, script: str, what: str) -> None:
+    rc, _, err = _execute(nft, script)
+    if rc != 0:
+        detail = err.strip() or f"nft failed with status {rc}"
         raise OperationFailedError(f"cannot {what}: {detail}", domain=ErrorDomain.NETWORK)
 
 
@@ -160,7 +234,7 @@ def apply(cfg: NetworkConfig, bridge: str, *, nft: str | None = None) -> str:
     name = table_name(bridge)
     script = (f"add table {FAMILY} {name}\ndelete table {FAMILY} {name}\n"
               + build_table(cfg, bridge))
-    _run(find_nft(nft), script, f"add firewall table {FAMILY} {name}")
+    _run(nft, script, f"add firewall table {FAMILY} {name}")
     return name
 
 
@@ -168,19 +242,18 @@ def remove(name: str, *, nft: str | None = None) -> None:
     """Delete our table ``name`` (no error when it is already gone)."""
     if not name.startswith(TABLE_PREFIX):
         raise ValueError(f"{name!r} is not a virtkit table")
-    _run(find_nft(nft), f"add table {FAMILY} {name}\ndelete table {FAMILY} {name}\n",
+    _run(nft, f"add table {FAMILY} {name}\ndelete table {FAMILY} {name}\n",
          f"delete firewall table {FAMILY} {name}")
 
 
 def list_tables(*, nft: str | None = None) -> list[str]:
     """Names of our tables (``inet virtkit-*``) in this network namespace."""
-    proc = subprocess.run([find_nft(nft), "-j", "list", "tables", FAMILY], capture_output=True,
-                          text=True, check=False)
-    if proc.returncode != 0:
-        raise OperationFailedError(f"cannot list firewall tables: {proc.stderr.strip()}",
+    rc, stdout, err = _execute(nft, f"list tables {FAMILY}", json_output=True)
+    if rc != 0:
+        raise OperationFailedError(f"cannot list firewall tables: {err.strip()}",
                                    domain=ErrorDomain.NETWORK)
     out: list[str] = []
-    for item in json.loads(proc.stdout or '{"nftables": []}').get("nftables", []):
+    for item in json.loads(stdout or '{"nftables": []}').get("nftables", []):
         table = item.get("table")
         if table and table.get("family") == FAMILY and table["name"].startswith(TABLE_PREFIX):
             out.append(table["name"])
