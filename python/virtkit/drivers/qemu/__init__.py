@@ -10,5 +10,8 @@ Modules (import the one you need; this package imports nothing itself):
   their machine types and accelerators, as a capabilities document.
 - :mod:`~virtkit.drivers.qemu.host`: node facts (memory, CPU topology).
 
-Starting and watching QEMU processes belongs to the daemon, not to this package.
+- :mod:`~virtkit.drivers.qemu.driver`: :class:`QemuDriver`, the backend
+  ``virtkitd --driver qemu`` serves: it starts and watches the QEMU processes,
+  with :mod:`~virtkit.drivers.qemu.monitor` (QMP), :mod:`~virtkit.drivers.qemu.process`
+  (spawning, pidfds) and :mod:`~virtkit.drivers.qemu.status` (files on disk).
 """
