@@ -690,13 +690,10 @@ class QemuDriver(Driver):
                                  emulator=resolved.emulator, machine=resolved.machine,
                                  pidfile=str(pidfile))
             argv = build_command(config, ctx)
-            try:
-                log_start = log_path.stat().st_size
-            except OSError:
-                log_start = 0
             with open(log_path, "ab") as logf:
                 logf.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: starting domain {d.name} "
                            f"(id {run_id})\n{' '.join(argv)}\n".encode())
+                log_start = logf.tell()  # what QEMU writes comes after
             popen = spawn(argv, log_path=log_path, env=_qemu_env(config),
                           pass_fds=[listener.fileno()])
         except BaseException:
@@ -721,7 +718,7 @@ class QemuDriver(Driver):
             self._call(self._kill(run), DESTROY_GRACE + MONITOR_TIMEOUT)
             tail = log_tail(log_path, log_start)
             if isinstance(e, VirtError) and tail:
-                e.message = f"{e.message}; QEMU said:\n{tail}"
+                e.message = f"{e.message}: {tail}"
                 e.args = (e.message,)
             raise
         return DomainRef(d.name, d.uuid, run_id)
@@ -740,7 +737,13 @@ class QemuDriver(Driver):
             if exited.done():
                 raise _qemu_error(f"QEMU exited while starting domain '{d.name}'")
             raise _qemu_error(f"QEMU did not answer on QMP within {START_TIMEOUT:g} s")
-        connect.result()
+        if connect.exception() is not None:
+            # Most often QEMU refused its configuration and exited: say that.
+            try:
+                await asyncio.wait_for(asyncio.shield(exited), 2.0)
+            except asyncio.TimeoutError:
+                connect.result()
+            raise _qemu_error(f"QEMU exited while starting domain '{d.name}'")
         chardevs = await monitor.execute("query-chardev")
         ptys = {c["label"]: c["filename"][4:] for c in chardevs
                 if isinstance(c, dict) and str(c.get("filename", "")).startswith("pty:")}
