@@ -29,6 +29,10 @@ class LifecycleAction(str, Enum):
     RESTART = "restart"
     PRESERVE = "preserve"
     RENAME_RESTART = "rename-restart"
+    #: Write a core dump first, then destroy or restart (xend 3.1 and later,
+    #: today's libvirt for ``on_crash``).
+    COREDUMP_DESTROY = "coredump-destroy"
+    COREDUMP_RESTART = "coredump-restart"
 
 
 @dataclass(frozen=True)
