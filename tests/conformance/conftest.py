@@ -79,6 +79,23 @@ TARGETS = [
                "test_autostart_and_errors":
                    "QEMU driver: networks belong to the network driver (define_network)",
            }),
+    # Xen through xend: the xend simulator of tests/drivers/xen, one for the whole run.
+    Target(id="xen", uri="xen:///?socket=(from the fixture)", domain_type="xen",
+           domain_body=lambda: "<os><type>linux</type><kernel>/boot/vmlinuz-xen</kernel></os>",
+           uri_fixture="xend_simulator_uri",
+           unsupported={
+               "test_undefine_running_domain_keeps_it_running_as_transient":
+                   "xend keeps a running domain managed until it stops (op=delete refuses it)",
+               "test_attach_and_detach_devices":
+                   "the test's devices (a virtio disk, a user-mode NIC) are QEMU's: Xen answers "
+                   "CONFIG_UNSUPPORTED (tests/drivers/xen attach and detach Xen devices)",
+               "test_define_start_destroy_undefine":
+                   "xend has no virtual networks (libvirt 0.2.2 ran them in its qemud)",
+               "test_transient_network_and_undefine_of_active":
+                   "xend has no virtual networks (libvirt 0.2.2 ran them in its qemud)",
+               "test_autostart_and_errors":
+                   "xend has no virtual networks (libvirt 0.2.2 ran them in its qemud)",
+           }),
 ]
 
 
@@ -135,6 +152,15 @@ def virtkitd_qemu_uri() -> Iterator[str]:
         status = daemon.stop()
         daemon.cleanup()
     assert status == 0, f"virtkitd exited with status {status}"
+
+
+@pytest.fixture(scope="session")
+def xend_simulator_uri() -> Iterator[str]:
+    """A simulated xend (tests/drivers/xen/xend_simulator.py) for the whole run."""
+    from tests.drivers.xen.xend_simulator import XendSimulator
+
+    with XendSimulator() as sim:
+        yield sim.uri
 
 
 @pytest.fixture(params=[pytest.param(t, id=t.id, marks=t.marks) for t in TARGETS])

@@ -31,6 +31,7 @@ REMOTE_DRIVER = "virtkit.drivers.remote.driver:RemoteDriver"
 _LOCAL_DRIVERS: dict[str, str] = {
     "test": "virtkit.drivers.test:TestDriver",
     "qemu": REMOTE_DRIVER,  # served by virtkitd
+    "xen": "virtkit.drivers.xen:XenDriver",  # xend, in process
 }
 
 
