@@ -290,6 +290,64 @@ def cmd_dumpxml(s: Session, a: Args) -> None:
     s.print(_ensure_newline(xml))
 
 
+#: ``domxml-from-native``/``domxml-to-native`` formats (virsh's names).
+NATIVE_FORMATS = ("xen-sxpr", "xen-xm")
+
+
+def _native_args(a: Args) -> tuple[str, int]:
+    """The native format and the xend_config_format of a conversion command."""
+    fmt = a.text("format")
+    if fmt not in NATIVE_FORMATS:
+        raise CommandError(_("unsupported native format '%(format)s' (known: %(known)s)")
+                           % {"format": fmt, "known": ", ".join(NATIVE_FORMATS)})
+    dialect = a.get("xend-config-format", 4)
+    assert isinstance(dialect, int)
+    if dialect not in (1, 2, 3, 4):
+        raise CommandError(_("xend config format must be 1, 2, 3 or 4, not %d") % dialect)
+    return fmt, dialect
+
+
+def cmd_domxml_from_native(s: Session, a: Args) -> None:
+    from virtkit.xml.domain import format_domain
+
+    path = a.text("config")
+    text = _read_xml(path)
+    fmt, dialect = _native_args(a)
+    failed = _("Failed to convert %(file)s from %(format)s") % {"file": path, "format": fmt}
+
+    def convert() -> str:
+        if fmt == "xen-sxpr":
+            from virtkit.drivers.xen.sxpr import parse_sxpr
+
+            return format_domain(parse_sxpr(text, dialect))
+        from virtkit.drivers.xen.xm import parse_xm
+
+        return format_domain(parse_xm(text, dialect))
+
+    s.print(_ensure_newline(_attempt(failed, convert)))
+
+
+def cmd_domxml_to_native(s: Session, a: Args) -> None:
+    from virtkit.xml.domain import parse_domain
+
+    path = a.text("xml")
+    text = _read_xml(path)
+    fmt, dialect = _native_args(a)
+    failed = _("Failed to convert %(file)s to %(format)s") % {"file": path, "format": fmt}
+
+    def convert() -> str:
+        config = parse_domain(text)
+        if fmt == "xen-sxpr":
+            from virtkit.drivers.xen.sxpr import format_sxpr
+
+            return format_sxpr(config, dialect)
+        from virtkit.drivers.xen.xm import format_xm
+
+        return format_xm(config, dialect)
+
+    s.print(_ensure_newline(_attempt(failed, convert)))
+
+
 # --- domains: life cycle ------------------------------------------------------------------------
 
 def cmd_create(s: Session, a: Args) -> None:
@@ -729,6 +787,24 @@ COMMANDS: tuple[Command, ...] = (
             N_("Print the name of a domain given by id or UUID."), (_DOMAIN,)),
     Command("domuuid", cmd_domuuid, N_("print a domain's UUID"),
             N_("Print the UUID of a domain given by name or id."), (_DOMAIN,)),
+    Command("domxml-from-native", cmd_domxml_from_native,
+            N_("convert a native guest configuration to domain XML"),
+            N_("Convert a Xen configuration (xen-sxpr: an S-expression as xend reports it; "
+               "xen-xm: an XM config file) to domain XML, without touching the hypervisor."),
+            (Opt("format", "string", N_("source format: xen-sxpr or xen-xm"), True, True),
+             Opt("config", "file", N_("file with the native configuration"), True, True),
+             Opt("xend-config-format", "int",
+                 N_("xend's dialect, 1 (Xen 3.0.2) to 4 (Xen 3.1 and later, the default)"))),
+            needs_connection=False),
+    Command("domxml-to-native", cmd_domxml_to_native,
+            N_("convert domain XML to a native guest configuration"),
+            N_("Convert domain XML to a Xen configuration (xen-sxpr: the S-expression xend is "
+               "given; xen-xm: an XM config file), without touching the hypervisor."),
+            (Opt("format", "string", N_("target format: xen-sxpr or xen-xm"), True, True),
+             Opt("xml", "file", N_("file containing a domain XML description"), True, True),
+             Opt("xend-config-format", "int",
+                 N_("xend's dialect, 1 (Xen 3.0.2) to 4 (Xen 3.1 and later, the default)"))),
+            needs_connection=False),
     Command("dump", cmd_dump, N_("write a domain's memory to a file for analysis"),
             N_("Dump the memory of a domain to a core file; the domain keeps running."),
             (_DOMAIN, Opt("file", "file", N_("where to write the core dump"), True, True))),
