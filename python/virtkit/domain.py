@@ -20,7 +20,8 @@ if TYPE_CHECKING:
     from virtkit.connection import Connection
     from virtkit.drivers.interface import DomainRef
 
-__all__ = ["Domain", "DomainState", "DomainInfo", "VcpuState", "VcpuInfo"]
+__all__ = ["Domain", "DomainState", "DomainInfo", "VcpuState", "VcpuInfo",
+           "InterfaceAddressSource", "InterfaceAddress", "DomainInterface"]
 
 
 class DomainState(IntEnum):
@@ -86,6 +87,37 @@ class VcpuInfo(NamedTuple):
     cpu: int
     #: One boolean per host CPU: where the vCPU may run.
     affinity: tuple[bool, ...]
+
+
+class InterfaceAddressSource(IntEnum):
+    """Where :meth:`Domain.interface_addresses` looks (libvirt's
+    ``virDomainInterfaceAddressesSource``)."""
+
+    #: The DHCP leases of the virtual networks the interfaces are on.
+    LEASE = 0
+    #: A guest agent inside the domain (not supported by virtkit's drivers).
+    AGENT = 1
+    #: The host's ARP table (not supported by virtkit's drivers).
+    ARP = 2
+
+
+class InterfaceAddress(NamedTuple):
+    """One address of a domain's interface (libvirt's ``virDomainIPAddress``)."""
+
+    #: :class:`virtkit.network.IPAddrType` value: 0 IPv4, 1 IPv6.
+    type: int
+    addr: str
+    prefix: int
+
+
+class DomainInterface(NamedTuple):
+    """A domain's interface and its addresses (libvirt's ``virDomainInterface``)."""
+
+    #: The host-side device (``vnet0``).
+    name: str
+    #: The guest's MAC.
+    hwaddr: str | None
+    addrs: tuple[InterfaceAddress, ...]
 
 
 class Domain:
@@ -280,6 +312,21 @@ class Domain:
         except VirtError as e:
             raise self._conn._fail(e) from None
         self._op("domain_pin_vcpu", vcpu, cpus)
+
+    def interface_addresses(self, source: InterfaceAddressSource | int = InterfaceAddressSource.LEASE
+                            ) -> list[DomainInterface]:
+        """The IP addresses of the running domain's interfaces (libvirt's
+        ``virDomainInterfaceAddresses``, virsh's ``domifaddr``), by default from the
+        DHCP leases of the networks they are on. Interfaces with no known address
+        are left out. Raises OperationInvalidError when the domain is not running,
+        InvalidArgumentError for an unknown source, NoSupportError for a source the
+        driver cannot ask."""
+        try:
+            src = InterfaceAddressSource(source)
+        except ValueError:
+            raise self._conn._fail(InvalidArgumentError(
+                f"unknown interface address source {source!r} (0 lease, 1 agent, 2 arp)")) from None
+        return self._op("domain_interface_addresses", int(src))  # type: ignore[return-value]
 
     # --- devices -----------------------------------------------------------------------------
 

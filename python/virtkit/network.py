@@ -2,13 +2,52 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import re
+from enum import IntEnum
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from virtkit.connection import Connection
     from virtkit.drivers.interface import NetworkRef
 
-__all__ = ["Network"]
+__all__ = ["Network", "DHCPLease", "IPAddrType"]
+
+_MAC = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}\Z")
+
+
+class IPAddrType(IntEnum):
+    """libvirt's ``virIPAddrType``."""
+
+    IPV4 = 0
+    IPV6 = 1
+
+
+class DHCPLease(NamedTuple):
+    """One DHCP lease of a network: libvirt's ``virNetworkDHCPLease``."""
+
+    #: The network's bridge, where the lease was handed out.
+    iface: str
+    #: Seconds since the epoch when it ends; 0 for a lease that never does.
+    expiry_time: int
+    type: IPAddrType
+    #: The client's MAC (lower case); None for a DHCPv6 lease (see ``iaid``).
+    mac: str | None
+    #: DHCPv6 identity association id.
+    iaid: str | None
+    ipaddr: str
+    #: Prefix length of the network's subnet.
+    prefix: int
+    hostname: str | None
+    client_id: str | None
+
+
+def normalize_mac(mac: str) -> str:
+    """``mac`` in lower case; InvalidArgumentError unless it is six hex pairs with colons."""
+    from virtkit.errors import InvalidArgumentError
+
+    if not isinstance(mac, str) or _MAC.match(mac) is None:
+        raise InvalidArgumentError(f"'{mac}' is not a MAC address (expected xx:xx:xx:xx:xx:xx)")
+    return mac.lower()
 
 
 class Network:
@@ -103,3 +142,17 @@ class Network:
     def set_autostart(self, autostart: bool) -> None:
         """Mark the (defined) network to start, or not, with the host."""
         self._op("network_set_autostart", bool(autostart))
+
+    def dhcp_leases(self, mac: str | None = None) -> list[DHCPLease]:
+        """The unexpired DHCP leases of the active network (libvirt's
+        ``virNetworkGetDHCPLeases``, virsh's ``net-dhcp-leases``), only those of
+        ``mac`` when given (any case). Raises InvalidArgumentError for a malformed
+        MAC, OperationInvalidError when the network is not active."""
+        from virtkit.errors import VirtError
+
+        if mac is not None:
+            try:
+                mac = normalize_mac(mac)
+            except VirtError as e:
+                raise self._conn._fail(e) from None
+        return self._op("network_get_dhcp_leases", mac)  # type: ignore[return-value]

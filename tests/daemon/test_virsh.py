@@ -149,3 +149,17 @@ def test_read_only_socket(virsh: Virsh, daemon: PrivateDaemon, tmp_path: Path) -
     assert refused.returncode == 1
     assert "read only access prevents domain_destroy" in refused.stderr
     assert virsh("domstate", "test").stdout.strip() == "running"
+
+
+def test_dhcp_leases_and_interface_addresses(virsh: Virsh) -> None:
+    # The test driver's fake lease of domain 'test' (aa:bb:cc:dd:ee:ff on 'default'),
+    # through procedures 341 and 353 as virsh encodes and decodes them.
+    leases = rows(virsh("net-dhcp-leases", "default").stdout)
+    assert ["aa:bb:cc:dd:ee:ff", "ipv4", "192.168.122.157/24", "test", "-"] == leases[2][2:]
+    only = rows(virsh("net-dhcp-leases", "default", "--mac", "AA:BB:CC:DD:EE:FF").stdout)
+    assert only[2:] == leases[2:]
+    assert rows(virsh("net-dhcp-leases", "default", "--mac", "52:54:00:00:00:01").stdout)[2:] == []
+    addrs = rows(virsh("domifaddr", "test").stdout)
+    assert addrs[2] == ["testnet0", "aa:bb:cc:dd:ee:ff", "ipv4", "192.168.122.157/24"]
+    arp = virsh("domifaddr", "test", "--source", "arp", check=False)
+    assert arp.returncode == 1 and "DHCP leases only" in arp.stderr

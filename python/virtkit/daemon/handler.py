@@ -39,7 +39,10 @@ from virtkit.domain import Domain, DomainState
 from virtkit.drivers.interface import DomainRef, NetworkRef
 from virtkit.drivers.remote.protocol import (
     CPUMAPS_MAX,
+    DOMAIN_INTERFACE_MAX,
+    DOMAIN_IP_ADDR_MAX,
     DOMAIN_LIST_MAX,
+    NETWORK_DHCP_LEASES_MAX,
     NETWORK_LIST_MAX,
     VCPUINFO_MAX,
 )
@@ -407,6 +410,31 @@ def _core_dump(s: Session, a: Args) -> None:
     s.conn._call_on("domain_core_dump", _dom(a), _path(s, a["to"]))
 
 
+def _interface_addresses(s: Session, a: Args) -> dict[str, Any]:
+    _check_flags(a, 0, "virDomainInterfaceAddresses")
+    ifaces = _public_domain(s, a).interface_addresses(a["source"])
+    if len(ifaces) > DOMAIN_INTERFACE_MAX:
+        raise InvalidArgumentError(f"too many interfaces to report ({len(ifaces)})")
+    return {"ifaces": [{"name": i.name, "hwaddr": i.hwaddr,
+                        "addrs": [{"type": int(x.type), "addr": x.addr, "prefix": x.prefix}
+                                  for x in i.addrs[:DOMAIN_IP_ADDR_MAX]]}
+                       for i in ifaces]}
+
+
+def _dhcp_leases(s: Session, a: Args) -> dict[str, Any]:
+    from virtkit.network import Network
+
+    _check_flags(a, 0, "virNetworkGetDHCPLeases")
+    leases = Network(s.conn, _net(a)).dhcp_leases(a["mac"])
+    if len(leases) > NETWORK_DHCP_LEASES_MAX:
+        raise InvalidArgumentError(f"too many leases to report ({len(leases)})")
+    wire = [{"iface": x.iface, "expirytime": x.expiry_time, "type": int(x.type), "mac": x.mac,
+             "iaid": x.iaid, "ipaddr": x.ipaddr, "prefix": x.prefix, "hostname": x.hostname,
+             "clientid": x.client_id} for x in leases]
+    # need_results 0: the count only, as libvirt's daemon answers.
+    return {"leases": wire if a["need_results"] else [], "ret": len(wire)}
+
+
 def _exists(s: Session, a: Args) -> DomainRef:
     """The domain named by the arguments, or NoDomainError."""
     return s.conn._call("lookup_domain_by_uuid", a["dom"]["uuid"])  # type: ignore[no-any-return]
@@ -586,6 +614,7 @@ ROUTES: dict[str, Route] = {
     "domain_detach_device": _R("domain_detach_device", call=_detach),
     "domain_detach_device_flags": _R("domain_detach_device", call=_detach_flags,
                                      also=("domain_get_state",)),
+    "domain_interface_addresses": _R("domain_interface_addresses", call=_interface_addresses),
     # networks
     "connect_list_networks": _R("list_network_names", _none,
                                 _list_limit("names", "maxnames", NETWORK_LIST_MAX)),
@@ -613,6 +642,7 @@ ROUTES: dict[str, Route] = {
                                 lambda s, a: (_net(a), bool(a["autostart"])), _void),
     "network_is_active": _R("network_is_active", _n, _key("active", int)),
     "network_is_persistent": _R("network_is_persistent", _n, _key("persistent", int)),
+    "network_get_dhcp_leases": _R("network_get_dhcp_leases", call=_dhcp_leases),
 }
 
 _OBJECT_OPS_PREFIXES = ("domain_", "network_")

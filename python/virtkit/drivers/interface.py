@@ -27,10 +27,11 @@ from virtkit.errors import NoSupportError
 
 if TYPE_CHECKING:
     from virtkit.connection import NodeInfo
-    from virtkit.domain import DomainInfo, DomainState, VcpuInfo
+    from virtkit.domain import DomainInfo, DomainInterface, DomainState, VcpuInfo
     from virtkit.uri import URI
     from virtkit.xml.capabilities import Capabilities
     from virtkit.xml.domain import DomainConfig, Device
+    from virtkit.network import DHCPLease
     from virtkit.xml.network import NetworkConfig
 
 __all__ = [
@@ -375,6 +376,14 @@ class Driver:
         """Remove a device matching ``device``."""
         raise AssertionError
 
+    @operation(needs=Needs.ACTIVE)
+    def domain_interface_addresses(self, dom: DomainRef, source: int) -> list[DomainInterface]:
+        """The IP addresses of the running domain's interfaces as ``source`` knows them
+        (:class:`~virtkit.domain.InterfaceAddressSource`; ``LEASE``: the DHCP leases of
+        the networks they are on). Interfaces ``source`` knows no address of are left
+        out; an unsupported source raises NoSupportError."""
+        raise AssertionError
+
     # --- networks --------------------------------------------------------------------
 
     @operation()
@@ -450,4 +459,10 @@ class Driver:
     @operation(mutating=True, needs=Needs.PERSISTENT)
     def network_set_autostart(self, net: NetworkRef, autostart: bool) -> None:
         """Mark or unmark the network for autostart."""
+        raise AssertionError
+
+    @operation(needs=Needs.ACTIVE)
+    def network_get_dhcp_leases(self, net: NetworkRef, mac: str | None) -> list[DHCPLease]:
+        """The leases the network's DHCP server has handed out and that have not
+        expired, only those of ``mac`` (lower case) when given."""
         raise AssertionError

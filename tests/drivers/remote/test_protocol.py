@@ -133,8 +133,9 @@ KNOWN_NUMBERS = {
     "connect_network_event_register_any": 313, "connect_network_event_deregister_any": 314,
     "network_event_lifecycle": 315, "connect_domain_event_callback_register_any": 316,
     "connect_domain_event_callback_deregister_any": 317,
-    "domain_event_callback_lifecycle": 318, "connect_get_all_domain_stats": 344,
-    "domain_define_xml_flags": 350, "connect_register_close_callback": 360,
+    "domain_event_callback_lifecycle": 318, "network_get_dhcp_leases": 341,
+    "connect_get_all_domain_stats": 344, "domain_define_xml_flags": 350,
+    "domain_interface_addresses": 353, "connect_register_close_callback": 360,
     "connect_unregister_close_callback": 361, "connect_event_connection_closed": 362,
     "domain_get_messages": 426,
 }
@@ -188,6 +189,26 @@ def test_domain_get_info_wire_layout() -> None:
     wire = ret.encode({"state": 1, "max_mem": 2, "memory": 3, "nr_virt_cpu": 4, "cpu_time": 5})
     assert wire.hex() == ("00000001" "0000000000000002" "0000000000000003" "00000004"
                           "0000000000000005")
+
+
+def test_dhcp_lease_and_interface_address_wire_layouts() -> None:
+    # libvirt's remote_network_dhcp_lease: iface, expirytime (hyper), type, mac, iaid,
+    # ipaddr, prefix, hostname, clientid; optional strings are a 0/1 word first.
+    lease = {"iface": "br", "expirytime": 7, "type": 0, "mac": "m", "iaid": None,
+             "ipaddr": "ip", "prefix": 24, "hostname": None, "clientid": None}
+    ret = BY_NAME["network_get_dhcp_leases"].ret
+    wire = ret.encode({"leases": [lease], "ret": 1})
+    assert wire.hex() == ("00000001" "00000002" "62720000" "0000000000000007" "00000000"
+                          "00000001" "00000001" "6d000000" "00000000" "00000002" "69700000"
+                          "00000018" "00000000" "00000000" "00000001")
+    args = BY_NAME["network_get_dhcp_leases"].args
+    assert [name for name, _ in args.fields] == ["net", "mac", "need_results", "flags"]  # type: ignore[attr-defined]
+    iface = {"name": "vnet0", "hwaddr": None, "addrs": [{"type": 1, "addr": "a", "prefix": 64}]}
+    wire = BY_NAME["domain_interface_addresses"].ret.encode({"ifaces": [iface]})
+    assert wire.hex() == ("00000001" "00000005" "766e657430000000" "00000000"
+                          "00000001" "00000001" "00000001" "61000000" "00000040")
+    args = BY_NAME["domain_interface_addresses"].args
+    assert [name for name, _ in args.fields] == ["dom", "source", "flags"]  # type: ignore[attr-defined]
 
 
 def test_node_get_info_model_is_32_words() -> None:

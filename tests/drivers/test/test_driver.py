@@ -76,3 +76,54 @@ def test_bad_node_files(tmp_path: Path) -> None:
         virtkit.open(f"test://{tmp_path}/bad.xml")
     with pytest.raises(virtkit.ConnectionFailedError):
         virtkit.open("test://somehost/default")
+
+
+def test_fake_dhcp_leases_and_interface_addresses() -> None:
+    from virtkit.domain import DomainInterface, InterfaceAddress, InterfaceAddressSource
+    from virtkit.network import DHCPLease, IPAddrType
+
+    with virtkit.open("test:///default") as conn:
+        net = conn.lookup_network_by_name("default")
+        # 0xaabbccddeeff % 253 (the range .2-.254) = 155: the lease is .157, for ever (0).
+        lease = DHCPLease("virbr0", 0, IPAddrType.IPV4, "aa:bb:cc:dd:ee:ff", None,
+                          "192.168.122.157", 24, "test", None)
+        assert net.dhcp_leases() == [lease]
+        assert net.dhcp_leases("AA:BB:CC:DD:EE:FF") == [lease]
+        assert net.dhcp_leases("52:54:00:00:00:01") == []
+        with pytest.raises(virtkit.InvalidArgumentError, match="not a MAC address"):
+            net.dhcp_leases("aa:bb:cc")
+        dom = conn.lookup_domain_by_name("test")
+        assert dom.interface_addresses() == [DomainInterface(
+            "testnet0", "aa:bb:cc:dd:ee:ff", (InterfaceAddress(0, "192.168.122.157", 24),))]
+        with pytest.raises(virtkit.NoSupportError, match="DHCP leases only"):
+            dom.interface_addresses(InterfaceAddressSource.AGENT)
+        with pytest.raises(virtkit.InvalidArgumentError, match="unknown interface address"):
+            dom.interface_addresses(7)
+
+
+def test_leases_follow_domains_and_networks(tmp_path: Path) -> None:
+    node = tmp_path / "node.xml"
+    node.write_text(
+        "<node><network><name>lan</name><bridge name='br9'/>"
+        "<ip address='10.9.0.1' netmask='255.255.255.0'><dhcp>"
+        "<range start='10.9.0.10' end='10.9.0.19'/></dhcp></ip></network></node>")
+    with virtkit.open(f"test://{node}") as conn:
+        net = conn.lookup_network_by_name("lan")
+        assert net.dhcp_leases() == []
+        dom = conn.define_domain(
+            "<domain type='test'><name>g</name><memory>1024</memory><os><type>hvm</type></os>"
+            "<devices><interface type='network'><source network='lan'/>"
+            "<mac address='52:54:00:00:00:0c'/></interface>"
+            "<interface type='user'><mac address='52:54:00:00:00:0d'/></interface></devices>"
+            "</domain>")
+        with pytest.raises(virtkit.OperationInvalidError, match="not running"):
+            dom.interface_addresses()
+        dom.start()
+        [lease] = net.dhcp_leases()
+        assert (lease.ipaddr, lease.hostname, lease.iface) == ("10.9.0.18", "g", "br9")  # 0x52540000000c % 10 = 8
+        assert [i.name for i in dom.interface_addresses()] == ["vnet0"]  # user NICs have none
+        dom.destroy()
+        assert net.dhcp_leases() == []
+        net.destroy()
+        with pytest.raises(virtkit.OperationInvalidError, match="not active"):
+            net.dhcp_leases()

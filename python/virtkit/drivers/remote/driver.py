@@ -50,6 +50,8 @@ from virtkit.xml.network import NetworkConfig, format_network, parse_network
 
 if TYPE_CHECKING:
     from virtkit.daemon.paths import DaemonPaths
+    from virtkit.domain import DomainInterface
+    from virtkit.network import DHCPLease
 
 __all__ = ["RemoteDriver", "Endpoint", "endpoint", "TRANSPORTS", "CONNECT_TIMEOUT"]
 
@@ -406,6 +408,16 @@ class RemoteDriver(Driver):
     def domain_detach_device(self, dom: DomainRef, device: Device) -> None:
         self._call("domain_detach_device", {"dom": _wire(dom), "xml": format_device(device)})
 
+    def domain_interface_addresses(self, dom: DomainRef, source: int) -> list[DomainInterface]:
+        from virtkit.domain import DomainInterface, InterfaceAddress
+
+        ret = self._call("domain_interface_addresses", {"dom": _wire(dom), "source": source,
+                                                        "flags": 0})
+        return [DomainInterface(i["name"], i["hwaddr"],
+                                tuple(InterfaceAddress(a["type"], a["addr"], a["prefix"])
+                                      for a in i["addrs"]))
+                for i in ret["ifaces"]]
+
     # --- networks ----------------------------------------------------------------------------
 
     def _list_networks(self, flags: int) -> list[str]:
@@ -458,3 +470,12 @@ class RemoteDriver(Driver):
 
     def network_set_autostart(self, net: NetworkRef, autostart: bool) -> None:
         self._call("network_set_autostart", {"net": _wire_net(net), "autostart": int(autostart)})
+
+    def network_get_dhcp_leases(self, net: NetworkRef, mac: str | None) -> list[DHCPLease]:
+        from virtkit.network import DHCPLease, IPAddrType
+
+        ret = self._call("network_get_dhcp_leases", {"net": _wire_net(net), "mac": mac,
+                                                     "need_results": 1, "flags": 0})
+        return [DHCPLease(x["iface"], x["expirytime"], IPAddrType(x["type"]), x["mac"],
+                          x["iaid"], x["ipaddr"], x["prefix"], x["hostname"], x["clientid"])
+                for x in ret["leases"]]

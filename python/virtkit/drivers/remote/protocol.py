@@ -126,6 +126,9 @@ SECURITY_LABEL_MAX = 4096 + 1
 SECURITY_MODEL_MAX = 256 + 1
 SECURITY_DOI_MAX = 256 + 1
 DOMAIN_MESSAGES_MAX = 2048
+NETWORK_DHCP_LEASES_MAX = 65536
+DOMAIN_INTERFACE_MAX = 2048
+DOMAIN_IP_ADDR_MAX = 2048
 
 
 class AuthType(IntEnum):
@@ -283,6 +286,29 @@ DOMAIN_STATS_RECORD = Struct("domain_stats_record", [
 ])
 
 AUTH_TYPE = Enum("auth_type", AuthType)
+
+#: One lease of ``network_get_dhcp_leases`` (``type``: 0 IPv4, 1 IPv6; ``expirytime``
+#: in seconds since the epoch).
+NETWORK_DHCP_LEASE = Struct("network_dhcp_lease", [
+    ("iface", NONNULL_STRING),
+    ("expirytime", HYPER),
+    ("type", INT),
+    ("mac", STRING),
+    ("iaid", STRING),
+    ("ipaddr", NONNULL_STRING),
+    ("prefix", UINT),
+    ("hostname", STRING),
+    ("clientid", STRING),
+])
+
+#: An interface of ``domain_interface_addresses`` and its addresses.
+DOMAIN_IP_ADDR = Struct("domain_ip_addr", [("type", INT), ("addr", NONNULL_STRING),
+                                           ("prefix", UINT)])
+DOMAIN_INTERFACE = Struct("domain_interface", [
+    ("name", NONNULL_STRING),
+    ("hwaddr", STRING),
+    ("addrs", VarArray(DOMAIN_IP_ADDR, DOMAIN_IP_ADDR_MAX)),
+])
 
 # --- errors -------------------------------------------------------------------------------
 
@@ -540,10 +566,15 @@ PROCEDURES: tuple[Procedure, ...] = (
      None, _RO, Kind.EVENT),
     _p(319, "domain_event_callback_reboot", [("callback_id", INT), ("msg", _REBOOT_MSG)],
      None, _RO, Kind.EVENT),
+    _p(341, "network_get_dhcp_leases",
+       [*_N, ("mac", STRING), ("need_results", INT), *_FLAGS],
+       [("leases", VarArray(NETWORK_DHCP_LEASE, NETWORK_DHCP_LEASES_MAX)), ("ret", UINT)], _RO),
     _p(344, "connect_get_all_domain_stats",
      [("doms", VarArray(NONNULL_DOMAIN, DOMAIN_LIST_MAX)), ("stats", UINT), *_FLAGS],
      [("ret_stats", VarArray(DOMAIN_STATS_RECORD, DOMAIN_LIST_MAX))], _RO),
     _p(350, "domain_define_xml_flags", [("xml", NONNULL_STRING), *_FLAGS], _D, _RW),
+    _p(353, "domain_interface_addresses", [*_D, ("source", UINT), *_FLAGS],
+       [("ifaces", VarArray(DOMAIN_INTERFACE, DOMAIN_INTERFACE_MAX))], _RO),
     # close callback (VIR_DRV_FEATURE_REMOTE_CLOSE_CALLBACK)
     _p(360, "connect_register_close_callback", None, None, _RO),
     _p(361, "connect_unregister_close_callback", None, None, _RO),

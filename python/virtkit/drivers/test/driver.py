@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import threading
+from typing import TYPE_CHECKING
 
 from virtkit.connection import NodeInfo
 from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
@@ -14,6 +15,7 @@ from virtkit.errors import (
     ConnectionFailedError,
     DomainExistsError,
     InvalidArgumentError,
+    NoSupportError,
     OperationFailedError,
     OperationInvalidError,
     SaveFileError,
@@ -36,6 +38,10 @@ from virtkit.xml.domain import (
     VcpuPin,
 )
 from virtkit.xml.network import DHCPRange, IPConfig, NetworkConfig
+
+if TYPE_CHECKING:
+    from virtkit.domain import DomainInterface
+    from virtkit.network import DHCPLease
 
 MAX_VCPUS = 32
 SAVE_MAGIC = b"VirtkitTestSave 1\n"
@@ -458,6 +464,29 @@ class TestDriver(Driver):
             else:
                 d.config = _detach(d.config, device)
 
+    def domain_interface_addresses(self, dom: DomainRef, source: int) -> list[DomainInterface]:
+        """From the fake leases (see :func:`_fake_lease`) of the domain's interfaces on
+        active networks; only the ``LEASE`` source."""
+        from virtkit.domain import DomainInterface, InterfaceAddress, InterfaceAddressSource
+
+        if source != InterfaceAddressSource.LEASE:
+            raise NoSupportError(f"the test driver knows interface addresses from DHCP leases "
+                                 f"only, not from source {source}")
+        out: list[DomainInterface] = []
+        with self.node.lock:
+            d = self._dom(dom)
+            for i, iface in enumerate(d.current.interfaces):
+                if iface.type != "network" or iface.source is None:
+                    continue
+                uuid = self.node.net_by_name.get(iface.source)
+                net = self.node.networks.get(uuid) if uuid is not None else None
+                lease = _fake_lease(net, d, iface) if net is not None and net.active else None
+                if lease is not None:
+                    out.append(DomainInterface(iface.target_dev or f"vnet{i}", iface.mac,
+                                               (InterfaceAddress(int(lease.type), lease.ipaddr,
+                                                                 lease.prefix),)))
+        return out
+
     # --- networks --------------------------------------------------------------------
 
     def _net(self, ref: NetworkRef) -> TestNetwork:
@@ -542,8 +571,56 @@ class TestDriver(Driver):
         with self.node.lock:
             self._net(net).autostart = autostart
 
+    def network_get_dhcp_leases(self, net: NetworkRef, mac: str | None) -> list[DHCPLease]:
+        """One fake lease per interface of a running domain on this network (see
+        :func:`_fake_lease`), domains by id."""
+        with self.node.lock:
+            n = self._net(net)
+            leases = []
+            for d in sorted((d for d in self.node.domains.values() if d.active),
+                            key=lambda d: d.id):
+                for iface in d.current.interfaces:
+                    if iface.type == "network" and iface.source == n.config.name:
+                        lease = _fake_lease(n, d, iface)
+                        if lease is not None and (mac is None or lease.mac == mac):
+                            leases.append(lease)
+            return leases
+
 
 # --- helpers --------------------------------------------------------------------------------
+
+def _fake_lease(net: TestNetwork, dom: TestDomain, iface: Interface) -> DHCPLease | None:
+    """The test driver's lease for ``iface`` of running ``dom`` on active ``net``.
+
+    Deterministic, so that tests and golden files can rely on it: the address is
+    in the first DHCP range of the network, at offset (the MAC as a number) modulo
+    the range's size; the hostname is the domain's name; the lease never expires
+    (expiry time 0, as dnsmasq writes an infinite lease). No lease without a MAC
+    or without a DHCP range. Two MACs may map to one address: it is a fake.
+    """
+    import ipaddress
+
+    from virtkit.network import DHCPLease, IPAddrType
+
+    if iface.mac is None:
+        return None
+    for ip in net.config.ips:
+        if not ip.dhcp_ranges:
+            continue
+        start = ipaddress.ip_address(ip.dhcp_ranges[0].start)
+        size = int(ipaddress.ip_address(ip.dhcp_ranges[0].end)) - int(start) + 1
+        if size <= 0:
+            continue
+        mac = iface.mac.lower()
+        address = start + int(mac.replace(":", ""), 16) % size
+        v6 = address.version == 6
+        return DHCPLease(iface=net.bridge or net.config.bridge or "", expiry_time=0,
+                         type=IPAddrType.IPV6 if v6 else IPAddrType.IPV4,
+                         mac=None if v6 else mac, iaid=mac.replace(":", "") if v6 else None,
+                         ipaddr=str(address), prefix=ip.prefix, hostname=dom.name,
+                         client_id=None)
+    return None
+
 
 def _with_max_memory(c: DomainConfig, kib: int) -> DomainConfig:
     current = min(c.current_memory_kib, kib)
