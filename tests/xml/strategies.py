@@ -179,6 +179,7 @@ def interfaces(draw: st.DrawFn) -> Interface:
         script=draw(_opt(text)),
         target_dev=draw(_opt(tokens)),
         model=draw(_opt(tokens)),
+        source_bridge=draw(_opt(tokens)) if kind == "network" else None,
         extra=tuple(draw(st.lists(verbatim_elements(_COMMON_DETAIL + ["driver", "link", "mtu"]), max_size=2))),
     )
 

@@ -220,6 +220,15 @@ def test_docs_interface_examples(name: str, expected: Interface) -> None:
     assert parse_device(path.read_text()) == expected
 
 
+def test_live_network_interface_names_its_bridge() -> None:
+    xml = ("<interface type='network'><mac address='52:54:00:00:00:01'/>"
+           "<source network='default' portid='2c2a2b1f-7c57-4b3a-a3d5-8f7c0a2e9b11' "
+           "bridge='virbr0'/><target dev='vnet0'/></interface>")
+    nic = parse_device(xml)
+    assert (nic.source, nic.source_bridge, nic.target_dev) == ("default", "virbr0", "vnet0")
+    assert "<source network='default' bridge='virbr0'/>" in format_device(nic)
+
+
 # -------------------------------------------------------- today's spellings
 
 

@@ -119,6 +119,9 @@ class Interface:
     target_dev: str | None = None
     #: ``<model type>``: ``virtio``, ``e1000``, ``rtl8139``, ``netfront``...
     model: str | None = None
+    #: A running guest's ``network`` interface: the bridge its tap is plugged into
+    #: (``<source network='NAME' bridge='virbr0'/>``, as libvirt shows it live).
+    source_bridge: str | None = None
     #: Unmodelled children today's libvirt writes (``<address>``, ``<alias>``,
     #: ``<driver>``, ``<link>``...), verbatim.
     extra: tuple[str, ...] = ()
@@ -666,6 +669,7 @@ def _interface(el: _Element, kind: str) -> Interface:
                 f["source"] = c.get("bridge") or c.get("dev")
             elif if_type == "network":
                 f["source"] = c.get("network") or c.get("name")
+                f["source_bridge"] = c.get("bridge")
             elif if_type == "ethernet":
                 f["source"] = c.get("dev")
             else:
@@ -909,7 +913,8 @@ def _write_interface(out: list[str], n: Interface, ind: str) -> None:
     source_attr = _SOURCE_ATTR.get(n.type)
     if source_attr is not None:
         if n.source is not None:
-            body.append(f"{i1}<source{_attrs((source_attr, n.source))}/>")
+            bridge = n.source_bridge if n.type == "network" else None
+            body.append(f"{i1}<source{_attrs((source_attr, n.source), ('bridge', bridge))}/>")
     elif n.source_address is not None or n.source_port is not None:
         body.append(f"{i1}<source{_attrs(('address', n.source_address), ('port', n.source_port))}/>")
     if n.ip_address is not None:
