@@ -15,7 +15,9 @@ from virtkit.drivers.qemu.command import (
     Tap,
     build_command,
     command_environment,
+    device_parts,
     disk_names,
+    interface_ids,
     interface_names,
     keyval,
     lifecycle,
@@ -200,6 +202,66 @@ def test_lifecycle_defaults() -> None:
     life = lifecycle(_cfg())
     assert (life.on_poweroff, life.on_reboot, life.on_crash) == (
         LifecycleAction.DESTROY, LifecycleAction.RESTART, LifecycleAction.DESTROY)
+
+
+@pytest.mark.parametrize("action", list(LifecycleAction))
+def test_every_action_is_accepted_on_crash(action: LifecycleAction) -> None:
+    assert lifecycle(_cfg(on_crash=action)).on_crash is action
+
+
+@pytest.mark.parametrize("what", ["on_poweroff", "on_reboot"])
+def test_core_dump_actions_are_for_crashes_only(what: str) -> None:
+    assert getattr(lifecycle(_cfg(**{what: LifecycleAction.RENAME_RESTART})), what) \
+        is LifecycleAction.RENAME_RESTART
+    with pytest.raises(VirtError, match="for <on_crash> only") as info:
+        lifecycle(_cfg(**{what: LifecycleAction.COREDUMP_RESTART}))
+    assert info.value.code == ErrorCode.CONFIG_UNSUPPORTED
+
+
+def test_incoming_and_pci_slots() -> None:
+    cfg = _cfg(interfaces=(Interface(mac="52:54:00:00:00:01", model="virtio"),))
+    args = build_command(cfg, dataclasses.replace(CTX, incoming="defer",
+                                                  pci_slots={"net0": 7, "balloon0": 0x1f}))
+    assert args[-2:] == ["-incoming", "defer"]
+    devices = _arg_after(args, "-device")
+    assert "virtio-net-pci,netdev=hostnet0,id=net0,mac=52:54:00:00:00:01,addr=0x7" in devices
+    assert "virtio-balloon-pci,id=balloon0,addr=0x1f" in devices
+
+
+def _nic(mac: str, alias: str | None = None) -> Interface:
+    return Interface(mac=mac, model="virtio",
+                     extra=(f"<alias name='{alias}'/>",) if alias else ())
+
+
+def test_interface_ids_keep_aliases_and_skip_taken_ids() -> None:
+    cfg = _cfg(interfaces=(_nic("52:54:00:00:00:01"), _nic("52:54:00:00:00:02", "net0"),
+                           _nic("52:54:00:00:00:03"), _nic("52:54:00:00:00:04", "net7")))
+    assert interface_ids(cfg) == [("hostnet1", "net1"), ("hostnet0", "net0"),
+                                  ("hostnet2", "net2"), ("hostnet7", "net7")]
+    assert "-netdev" in build_command(cfg, CTX)
+    twice = _cfg(interfaces=(_nic("52:54:00:00:00:01", "net1"), _nic("52:54:00:00:00:02", "net1")))
+    with pytest.raises(XMLError, match="same <alias name>"):
+        build_command(twice, CTX)
+
+
+def test_device_parts_are_qmp_arguments() -> None:
+    disk = Disk(source="/x.img", target_dev="vdb", driver_cache="none")
+    cfg = _cfg(disks=(Disk(source="/a.img", target_dev="vda"), disk))
+    parts = device_parts(cfg, disk, CTX)
+    storage, fmt = parts.backends
+    assert storage == {"driver": "file", "filename": "/x.img", "node-name": "vdb-storage",
+                       "cache": {"direct": True, "no-flush": False}}
+    assert fmt["file"] == "vdb-storage" and fmt["node-name"] == "vdb-format"
+    assert parts.device == {"driver": "virtio-blk-pci", "drive": "vdb-format", "id": "disk-vdb",
+                            "write-cache": True}
+    assert parts.controllers == frozenset()
+    scsi = Disk(source="/y.img", target_dev="sdb")
+    assert device_parts(_cfg(disks=(scsi,)), scsi, CTX).controllers == {"scsi"}
+    nic = _nic("52:54:00:00:00:09")
+    parts = device_parts(_cfg(interfaces=(_nic("52:54:00:00:00:01", "net1"), nic)), nic, CTX)
+    assert parts.backends == ({"type": "user", "id": "hostnet2"},)  # net1 is taken
+    assert parts.device == {"driver": "virtio-net-pci", "netdev": "hostnet2", "id": "net2",
+                            "mac": "52:54:00:00:00:09"}
 
 
 def test_pvpanic_only_with_on_crash() -> None:

@@ -279,6 +279,7 @@ def _run(args: list[str], cfg: DomainConfig, ctx: CommandContext, host: _Host) -
             "block": qmp.command("query-block"),
             "chardev": qmp.command("query-chardev"),
             "vnc": qmp.command("query-vnc"),
+            "pci": qmp.command("query-pci"),
             "pid": proc.pid,
             # QEMU removes its pidfile on exit: read it while it runs.
             "pidfile": Path(ctx.pidfile).read_text().strip() if ctx.pidfile else None,
@@ -312,8 +313,16 @@ def test_qemu_accepts_the_golden_command_line(case: Case) -> None:
         args = build_command(cfg, ctx)
         got = _run(args, cfg, ctx, host)
 
-        # Run state: paused before the first instruction unless the context says otherwise.
-        assert got["status"]["status"] == ("prelaunch" if ctx.start_paused else "running")
+        # Run state: paused before the first instruction unless the context says otherwise
+        # (or waiting for a migration stream: a restore).
+        expected = ("inmigrate" if ctx.incoming else
+                    "prelaunch" if ctx.start_paused else "running")
+        assert got["status"]["status"] == expected
+        # Devices pinned to PCI slots (a restore) are in those slots.
+        slots = {d["qdev_id"]: d["slot"] for bus in got["pci"] for d in bus["devices"]
+                 if d.get("qdev_id")}
+        for dev_id, slot in ctx.pci_slots.items():
+            assert slots.get(dev_id) == slot, f"{dev_id}: {slots}"
         # Every -device with an id exists in the machine QEMU built.
         missing = set(_device_ids(args, "-device")) - got["peripheral"]
         assert not missing, f"devices QEMU does not have: {missing}"

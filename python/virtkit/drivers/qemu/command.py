@@ -56,7 +56,11 @@ The machine QEMU gets
   ``reboot=shutdown`` so a reboot arrives as a ``SHUTDOWN`` event with reason
   ``guest-reset``. ``panic=pause``, and with ``<on_crash>`` (or ``<panic>``) a
   ``pvpanic`` device so the guest can report a crash (``GUEST_PANICKED``).
-  ``rename-restart`` (a Xen feature) is refused.
+  ``rename-restart`` and the ``coredump-*`` actions of ``<on_crash>`` are the
+  daemon's business too (:mod:`virtkit.drivers.qemu.lifecycle`).
+- Restore: :attr:`CommandContext.incoming` adds ``-incoming`` and
+  :attr:`CommandContext.pci_slots` pins devices to the PCI slots the saved QEMU
+  had (``addr=``), so the migration stream finds the same machine.
 
 Devices
 -------
@@ -73,7 +77,8 @@ Devices
   coherent between guests of one host (and O_DIRECT fails on tmpfs). ``<driver
   cache io discard>`` map to ``cache.direct``/``cache.no-flush``/``write-cache``,
   ``aio`` and ``discard`` as libvirt maps them.
-- Interfaces: ``-netdev`` id ``hostnetN`` + ``-device`` id ``netN`` with the
+- Interfaces: ``-netdev`` id ``hostnetN`` + ``-device`` id ``netN`` (or the
+  ``<alias name>`` the live XML gives it, see :func:`interface_ids`) with the
   MAC (required: call :func:`~virtkit.drivers.qemu.mac.fill_missing_macs`
   when defining the domain). ``user`` is SLIRP; ``mcast``, ``server`` and
   ``client`` are ``-netdev socket`` (``mcast=``, ``listen=``, ``connect=``);
@@ -151,6 +156,10 @@ __all__ = [
     "command_environment",
     "disk_names",
     "interface_names",
+    "interface_ids",
+    "device_alias",
+    "DeviceParts",
+    "device_parts",
     "lifecycle",
     "keyval",
     "MONITOR_CHARDEV_ID",
@@ -182,6 +191,7 @@ class Tap:
 
 
 _NO_TAPS: Mapping[int, Tap] = MappingProxyType({})
+_NO_SLOTS: Mapping[str, int] = MappingProxyType({})
 
 
 @dataclass(frozen=True)
@@ -215,6 +225,13 @@ class CommandContext:
     allow_stdio: bool = False
     #: ``-sandbox on,...``: QEMU's seccomp filter (no spawning, no privilege changes).
     sandbox: bool = True
+    #: ``-incoming VALUE``: wait for a migration stream instead of booting (restore
+    #: passes ``defer`` and starts it with QMP ``migrate-incoming``).
+    incoming: str | None = None
+    #: PCI slots on the root bus by QEMU device id (``disk-vda``, ``net0``,
+    #: ``balloon0``...): a restore must recreate the layout the saved QEMU had,
+    #: hot-plugged devices included, so every device listed here gets ``addr=``.
+    pci_slots: Mapping[str, int] = field(default_factory=lambda: _NO_SLOTS)
 
 
 # ====================================================================== names
@@ -237,6 +254,38 @@ def disk_names(target_dev: str) -> DiskNames:
 def interface_names(index: int) -> tuple[str, str]:
     """``(netdev id, device id)`` of the interface at ``index``."""
     return f"hostnet{index}", f"net{index}"
+
+
+def device_alias(extra: tuple[str, ...]) -> str | None:
+    """The ``<alias name>`` among a device's unmodelled children, if any."""
+    for text in extra:
+        if text.startswith("<alias"):
+            el = parse_fragment(text)
+            if el.tag == "alias" and el.get("name"):
+                return str(el.get("name"))
+    return None
+
+
+def interface_ids(config: DomainConfig) -> list[tuple[str, str]]:
+    """``(netdev id, device id)`` of each interface of ``config``, in order.
+
+    An interface whose live XML carries ``<alias name='netN'/>`` keeps that id
+    (the daemon writes the alias when it starts or hot-plugs the NIC, so a NIC
+    keeps its QEMU id when one before it is detached, and after a restore); the
+    others get ``hostnetI``/``netI`` from their index, skipping ids taken.
+    """
+    aliases = [device_alias(i.extra) for i in config.interfaces]
+    taken = {a for a in aliases if a is not None}
+    out: list[tuple[str, str]] = []
+    for index, alias in enumerate(aliases):
+        if alias is None:
+            n = index
+            while f"net{n}" in taken:
+                n += 1
+            alias = f"net{n}"
+            taken.add(alias)
+        out.append((f"host{alias}", alias))
+    return out
 
 
 def keyval(props: Mapping[str, Any], implied: str | None = None) -> str:
@@ -281,20 +330,25 @@ class Lifecycle:
         return f"reboot={reboot},shutdown=pause,panic=pause"
 
 
+_COREDUMP_ACTIONS = frozenset((LifecycleAction.COREDUMP_DESTROY, LifecycleAction.COREDUMP_RESTART))
+
+
 def lifecycle(config: DomainConfig) -> Lifecycle:
     """The lifecycle actions of ``config`` (libvirt's defaults: destroy, restart, destroy).
 
-    Raises VirtError(CONFIG_UNSUPPORTED) for ``rename-restart``, which needs
-    Xen's keep-the-old-domain semantics.
+    Every 0.2.2 action is accepted for every event (``rename-restart`` keeps the
+    stopped QEMU under a new name, see :mod:`virtkit.drivers.qemu.lifecycle`);
+    ``coredump-destroy`` and ``coredump-restart`` only for ``<on_crash>``
+    (VirtError CONFIG_UNSUPPORTED otherwise: a power-off leaves nothing to dump).
     """
     actions = []
     for what, action, default in (("on_poweroff", config.on_poweroff, LifecycleAction.DESTROY),
                                   ("on_reboot", config.on_reboot, LifecycleAction.RESTART),
                                   ("on_crash", config.on_crash, LifecycleAction.DESTROY)):
         action = default if action is None else LifecycleAction(action)
-        if action is LifecycleAction.RENAME_RESTART:
-            raise _unsupported(f"<{what}>rename-restart</{what}> is a Xen action; QEMU guests support "
-                               "destroy, restart and preserve")
+        if action in _COREDUMP_ACTIONS and what != "on_crash":
+            raise _unsupported(f"<{what}>{action.value}</{what}>: core dump actions are for "
+                               "<on_crash> only")
         actions.append(action)
     return Lifecycle(*actions)
 
@@ -419,6 +473,56 @@ def build_command(config: DomainConfig, ctx: CommandContext) -> list[str]:
     return _Builder(config, ctx).build()
 
 
+@dataclass(frozen=True)
+class DeviceParts:
+    """What hot-plugging one disk or interface takes, as QMP arguments.
+
+    ``backends`` go first (``blockdev-add`` for each block node, storage node
+    first; or one ``netdev_add``), then ``device`` (``device_add``). Dotted
+    option names are nested (``cache.direct`` -> ``{"cache": {"direct": ...}}``),
+    as QMP wants them. ``controllers`` names the controllers the device sits on
+    (``scsi``, ``usb``...): the running QEMU must already have them.
+    """
+
+    backends: tuple[dict[str, Any], ...]
+    device: dict[str, Any]
+    controllers: frozenset[str]
+
+
+def device_parts(config: DomainConfig, device: Disk | Interface, ctx: CommandContext) -> DeviceParts:
+    """The QMP arguments that add ``device`` to a QEMU running ``config``.
+
+    ``config`` is the live configuration with ``device`` already in it (so ids
+    and checks see the whole machine). The device gets no ``bootindex``: a
+    hot-plugged device is not in the firmware's boot order. Raises what
+    :func:`build_command` raises for a device it cannot place.
+    """
+    b = _Builder(config, ctx)
+    b.machine = config.os.machine or ctx.machine or "pc"
+    b.family = _family(b.machine)
+    if isinstance(device, Disk):
+        index = next(i for i, d in enumerate(config.disks) if d.target_dev == device.target_dev)
+        blockdevs, dev = b.disk_parts(index, device)
+        backends = tuple(_nested(node) for node in blockdevs)
+    else:
+        index = config.interfaces.index(device)
+        netdev, dev = b.interface_parts(index, device, set(), interface_ids(config)[index])
+        backends = (dict(netdev),)
+    dev.pop("bootindex", None)
+    return DeviceParts(backends, dict(dev), frozenset(b.controllers))
+
+
+def _nested(props: Props) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in props.items():
+        *path, last = key.split(".")
+        where = out
+        for part in path:
+            where = where.setdefault(part, {})
+        where[last] = value
+    return out
+
+
 def command_environment(config: DomainConfig) -> dict[str, str]:
     """Environment variables QEMU needs for ``config`` (DISPLAY/XAUTHORITY for SDL)."""
     env: dict[str, str] = {}
@@ -458,7 +562,14 @@ class _Builder:
         self.args.extend(args)
 
     def device(self, props: Props) -> None:
-        self.args += ["-device", keyval(props, "driver")]
+        self.args += ["-device", keyval(self.placed(props), "driver")]
+
+    def placed(self, props: Props) -> Props:
+        """``props`` with the PCI slot :attr:`CommandContext.pci_slots` gives its id."""
+        slot = self.ctx.pci_slots.get(str(props.get("id")))
+        if slot is None or "bus" in props:
+            return props
+        return {**props, "addr": f"0x{slot:x}"}
 
     def need_pci(self, what: str) -> None:
         if not self.family.pci:
@@ -468,7 +579,7 @@ class _Builder:
         """Add a controller once, before the devices that use it."""
         if name not in self.controllers:
             self.controllers.add(name)
-            self.controller_args += ["-device", keyval(props, "driver")]
+            self.controller_args += ["-device", keyval(self.placed(props), "driver")]
 
     def usb(self, what: str) -> str:
         ctrl = self.family.usb_controller
@@ -528,6 +639,8 @@ class _Builder:
         self.args += self.controller_args + body
 
         self.misc_devices(extras, cfg.on_crash is not None)
+        if self.ctx.incoming is not None:
+            self.add("-incoming", self.ctx.incoming)
         emulator = cfg.emulator or self.ctx.emulator
         if not emulator:
             raise _unsupported("no emulator: the configuration names none and no QEMU binary "
@@ -714,9 +827,14 @@ class _Builder:
             if disk.target_dev in seen:
                 raise _invalid(f"two disks have target {disk.target_dev!r}")
             seen.add(disk.target_dev)
-            self.disk(i, disk)
+            blockdevs, dev = self.disk_parts(i, disk)
+            for node in blockdevs:
+                self.add("-blockdev", keyval(node))
+            self.device(dev)
 
-    def disk(self, i: int, disk: Disk) -> None:
+    def disk_parts(self, i: int, disk: Disk) -> tuple[list[Props], Props]:
+        """The ``-blockdev`` nodes (storage, then format) and ``-device`` properties
+        of disk ``i``."""
         prefix, index = _disk_index(disk.target_dev)
         bus = disk.target_bus or dict(_BUS_BY_PREFIX)[prefix]
         names = disk_names(disk.target_dev)
@@ -790,6 +908,7 @@ class _Builder:
         else:
             raise _unsupported(f"{where}: bus {bus!r} is not supported (ide, sata, scsi, virtio, fdc, usb)")
 
+        blockdevs: list[Props] = []
         if disk.source is not None:
             if disk.type == "file":
                 proto = "file"
@@ -807,7 +926,7 @@ class _Builder:
                     node["discard"] = disk.driver_discard
             if disk.driver_io is not None:
                 storage["aio"] = disk.driver_io
-            self.add("-blockdev", keyval(storage), "-blockdev", keyval(fmt_node))
+            blockdevs += [storage, fmt_node]
             dev["drive"] = names.format_node
         dev["id"] = names.device_id
         boot = self.boot.get(("disk", i))
@@ -817,7 +936,7 @@ class _Builder:
             dev["share-rw"] = True
         if cache is not None and disk.device != "floppy":
             dev["write-cache"] = cache[2]
-        self.device(dev)
+        return blockdevs, dev
 
     def ide_slot(self, bus: str, index: int, where: str) -> Props:
         fam = self.family
@@ -840,11 +959,18 @@ class _Builder:
 
     def interfaces(self) -> None:
         macs: set[str] = set()
+        ids = interface_ids(self.config)
+        if len(set(ids)) != len(ids):
+            raise _invalid("two interfaces have the same <alias name>")
         for i, iface in enumerate(self.config.interfaces):
-            self.interface(i, iface, macs)
+            netdev, dev = self.interface_parts(i, iface, macs, ids[i])
+            self.add("-netdev", keyval(netdev, "type"))
+            self.device(dev)
 
-    def interface(self, i: int, iface: Interface, macs: set[str]) -> None:
-        netdev_id, device_id = interface_names(i)
+    def interface_parts(self, i: int, iface: Interface, macs: set[str],
+                        ids: tuple[str, str]) -> tuple[Props, Props]:
+        """The ``-netdev`` and ``-device`` properties of interface ``i``."""
+        netdev_id, device_id = ids
         where = f"interface {i} (type {iface.type!r})"
         netdev: Props = {"type": "", "id": netdev_id}
         t = iface.type
@@ -900,14 +1026,13 @@ class _Builder:
                                f"(known: {', '.join(sorted(_NIC_MODELS))})")
         if qdev not in _ISA_NICS:
             self.need_pci(f"NIC model {model!r}")
-        self.add("-netdev", keyval(netdev, "type"))
         dev: Props = {"driver": qdev, "netdev": netdev_id, "id": device_id, "mac": mac}
         boot = self.boot.get(("net", i))
         if boot is not None:
             if qdev in _ISA_NICS:
                 raise _unsupported(f"{where}: an ISA NIC cannot boot from the network")
             dev["bootindex"] = boot
-        self.device(dev)
+        return netdev, dev
 
     # ------------------------------------------------------------ character devices
 
