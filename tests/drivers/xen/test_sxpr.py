@@ -122,6 +122,7 @@ def test_xml_to_sexpr_to_xml_keeps_every_modelled_field(case: tuple[int, DomainC
     (b"(domain (name x) (memory 64)))", "byte 29"),
     (b"(domain (name 'x)(memory 64))", "byte 14"),
     (b"", "end of input"),
+    (b"(domain (name 'a\x01')(memory 1))", r"byte 16: character U\+0001, which domain XML cannot carry"),
 ])
 def test_malformed_sexpr_names_the_offset(text: bytes, where: str) -> None:
     with pytest.raises(SExprSyntaxError, match=where):

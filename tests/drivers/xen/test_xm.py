@@ -91,6 +91,7 @@ def test_rewrite_keeps_comments_layout_and_foreign_keys() -> None:
     ("name = \"x\"\npci = [ \"01:00.0\" ]\n", 2, "unknown key 'pci'"),
     ("name = \"x\"\nmemory = 512 256\n", 2, "end of the statement"),
     ("name = \"x\"\ndisk = [ \"a,b,w\"\n", 2, "unterminated list"),
+    ("name = \"x\"\nextra = \"a\x1fb\"\n", 2, "extra: character U+001F, which domain XML cannot carry"),
 ])
 def test_bad_files_name_the_line(text: str, line: int, words: str) -> None:
     with pytest.raises(ConfigSyntaxError) as info:

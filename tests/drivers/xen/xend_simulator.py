@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import socketserver
 import struct
 import tempfile
@@ -642,7 +641,7 @@ class XendSimulator:
             self._start(dom, paused=fields.get("paused") == "1")
         elif op == "delete":
             if dom.active:
-                raise XendError(f"Domain is still running (halted expected, running found)")
+                raise XendError("Domain is still running (halted expected, running found)")
             self._unmanage(dom)
             del self.domains[dom.uuid]
         elif op == "destroy":

@@ -324,7 +324,7 @@ class XendBackend(XenBackend):
 
     def list_domain_ids(self) -> list[int]:
         ids = []
-        for sx in _items(self.client.get("/xend/domain", detail=1), "domain"):
+        for sx in self._list():
             domid = sx.int("domid")
             if domid is not None and domid >= 0:
                 ids.append(domid)

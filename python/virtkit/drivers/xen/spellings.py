@@ -68,6 +68,8 @@ __all__ = [
     "implicit_mouse",
     "interface_type",
     "is_mac",
+    "NOT_IN_XML",
+    "NOT_IN_XML_BYTES",
     "with_implicit_devices",
     "HVM_FEATURES",
     "SOUND_MODELS",
@@ -333,6 +335,11 @@ def implicit_mouse(hvm: bool) -> Input:
     """The mouse every graphical guest has: PS/2 for HVM, Xen's for PV (libvirt shows it)."""
     return Input(type="mouse", bus="ps2" if hvm else "xen")
 
+
+#: Characters XML 1.0 cannot carry: a value holding one has no domain XML.
+NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+#: The same, in UTF-8 text.
+NOT_IN_XML_BYTES = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
 
 _MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\Z")
 

@@ -42,7 +42,7 @@ from typing import Union, cast
 
 from virtkit import sexpr
 from virtkit.drivers.xen import spellings as sp
-from virtkit.errors import InvalidUUIDError, SExprError, SExprValueError
+from virtkit.errors import InvalidUUIDError, SExprError, SExprSyntaxError, SExprValueError
 from virtkit.uuid import format_uuid, parse_uuid
 from virtkit.xml.domain import (
     CharDevice,
@@ -196,6 +196,21 @@ def parse_sxpr(data: bytes | str | sexpr.SExpr | tuple[Tree, ...] | Sx,
     naming the path of a missing or ill-typed value.
     """
     fmt = sp.check_format(xend_config_format)
+    if isinstance(data, (bytes, str)):
+        offset, char = -1, ""
+        if isinstance(data, bytes):
+            found_b = sp.NOT_IN_XML_BYTES.search(data)
+            if found_b is not None:
+                offset, char = found_b.start(), found_b.group().decode("utf-8", "replace")
+        else:
+            found = sp.NOT_IN_XML.search(data)
+            if found is not None:
+                offset = len(data[:found.start()].encode("utf-8", "surrogatepass"))
+                char = found.group()
+        if char:
+            raise SExprSyntaxError(
+                f"malformed S-expression at byte {offset}: character U+{ord(char[0]):04X}, which "
+                f"domain XML cannot carry", offset=offset, expected="a character XML can carry")
     dom = data if isinstance(data, Sx) else load(data, lenient=lenient)
     if dom.head not in ("domain", "vm"):
         raise SExprError(f"expected (domain ...) or (vm ...), not ({dom.head} ...)")

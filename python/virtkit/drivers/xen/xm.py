@@ -135,6 +135,11 @@ def parse_xm(data: ConfFile | str | bytes, xend_config_format: int = sp.DEFAULT_
     for e in conf.entries():
         if e.name not in READ_KEYS and e.name not in IGNORED_KEYS:
             raise ConfigSyntaxError(f"line {e.line}: unknown key {e.name!r}", line=e.line)
+        for v in (e.value if isinstance(e.value, list) else [e.value]):
+            bad = sp.NOT_IN_XML.search(v) if isinstance(v, str) else None
+            if bad is not None:
+                raise ConfigSyntaxError(f"line {e.line}: {e.name}: character U+{ord(bad.group()):04X}, "
+                                        f"which domain XML cannot carry", line=e.line)
     r = _Reader(conf)
     name = r.opt("name")
     if name is None:
