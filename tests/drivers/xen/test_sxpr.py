@@ -97,7 +97,7 @@ def test_reader_accepts_every_dialect_and_both_roots() -> None:
     assert [(c.kind, c.type, c.target_port) for c in cfg.chardevs] == [
         ("serial", "pty", 0), ("serial", "file", 1), ("console", "pty", 0)]
     assert cfg.chardevs[1].source_path == "/tmp/s b"
-    assert [s.model for s in cfg.sounds] == ["sb16", "es1370"]
+    assert [s.model for s in cfg.sounds] == ["sb16", "es1370", "pcspk"]
     assert cfg.interfaces[0].model == "netfront" and cfg.interfaces[0].target_dev == "vif7.0"
     assert cfg.graphics[0].port == 5903 and cfg.inputs == (
         cfg.inputs[0], cfg.inputs[1]) and cfg.inputs[0].type == "tablet"
@@ -229,6 +229,16 @@ def test_device_sexprs_for_hotplug() -> None:
         "(vif (mac '00:16:3e:00:00:01')(bridge 'xenbr0')(model 'e1000')(type ioemu))"
     with pytest.raises(virtkit.NoSupportError):
         format_device_sxpr(Disk(source="/f", target_dev="fda", device="floppy"), hvm)
+
+
+def test_serial_ports_keep_their_numbers() -> None:
+    text = ("(domain (name x)(memory 64)(image (hvm (kernel /l)(serial (none /dev/ttyS1))"
+            "(parallel none))))")
+    cfg = parse_sxpr(text)
+    assert [(c.kind, c.type, c.source_path, c.target_port) for c in cfg.chardevs] == [
+        ("serial", "dev", "/dev/ttyS1", 1), ("console", "dev", "/dev/ttyS1", 0)]
+    assert "(parallel none)(serial (none /dev/ttyS1))" in format_sxpr(cfg)
+    assert parse_sxpr(format_sxpr(cfg)) == cfg
 
 
 def test_quoting_survives_hostile_strings() -> None:

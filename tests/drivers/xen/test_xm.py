@@ -100,6 +100,13 @@ def test_bad_files_name_the_line(text: str, line: int, words: str) -> None:
     assert info.value.code == ErrorCode.CONF_SYNTAX
 
 
+def test_serial_lists_keep_port_numbers() -> None:
+    text = 'name = "x"\nbuilder = "hvm"\nkernel = "/l"\nserial = [ "none", "/dev/ttyS1" ]\n'
+    cfg = parse_xm(text)
+    assert [(c.kind, c.target_port) for c in cfg.chardevs] == [("serial", 1), ("console", 0)]
+    assert 'serial = [ "none", "/dev/ttyS1" ]\n' in format_xm(cfg)
+
+
 def test_a_file_without_name_is_refused() -> None:
     with pytest.raises(ConfigSyntaxError, match="sets no 'name'"):
         parse_xm("memory = 128\n")

@@ -56,6 +56,7 @@ __all__ = [
     "format_mode",
     "parse_chardev",
     "format_chardev",
+    "port_values",
     "parse_boot",
     "format_boot",
     "parse_sounds",
@@ -84,8 +85,9 @@ DEFAULT_FORMAT = 4
 
 #: Sound cards Xen's device model emulates.
 SOUND_MODELS = ("sb16", "es1370", "pcspk", "ac97")
-#: What ``soundhw = 'all'`` means: the two cards Xen's QEMU always had.
-SOUND_ALL = ("sb16", "es1370")
+#: What ``soundhw = 'all'`` means: every card libvirt knew when Xen's device model
+#: took ``all`` (2008): sb16, es1370 and the PC speaker.
+SOUND_ALL = ("sb16", "es1370", "pcspk")
 
 _BOOT_LETTERS = {"fd": "a", "hd": "c", "cdrom": "d", "network": "n"}
 _BOOT_DEVS = {v: k for k, v in _BOOT_LETTERS.items()}
@@ -261,6 +263,21 @@ def format_chardev(c: CharDevice, place: str, *, listen: str) -> str:
     raise unsupported(place, f"character device type '{t}' cannot be expressed for Xen")
 
 
+def port_values(devs: Iterable[tuple[CharDevice, str]], *, listen: str) -> list[str]:
+    """The native values of serial (or parallel) ports, each at the position of its
+    target port, ``none`` in the gaps: ``["none", "/dev/ttyS1"]``; ``["none"]`` for no port."""
+    slots: dict[int, str] = {}
+    for c, place in devs:
+        port = c.target_port if c.target_port is not None and c.target_port not in slots else (
+            max(slots, default=-1) + 1)
+        if port > 63:
+            raise unsupported(place, f"port {port} is beyond what Xen's device model numbers")
+        slots[port] = format_chardev(c, place, listen=listen)
+    if not slots:
+        return ["none"]
+    return [slots.get(i, "none") for i in range(max(slots) + 1)]
+
+
 def _need(value: str | None, place: str, what: str) -> str:
     if not value:
         raise unsupported(place, f"needs {what}")
@@ -281,7 +298,7 @@ def format_boot(boot: Iterable[str]) -> str:
 
 
 def parse_sounds(value: str) -> tuple[Sound, ...]:
-    """``sb16,es1370`` -> sound cards; unknown names are skipped, ``all`` is sb16 and es1370."""
+    """``sb16,es1370`` -> sound cards; unknown names are skipped, ``all`` is :data:`SOUND_ALL`."""
     if value.strip() == "all":
         return tuple(Sound(model=m) for m in SOUND_ALL)
     return tuple(Sound(model=m) for m in (s.strip() for s in value.split(",")) if m in SOUND_MODELS)

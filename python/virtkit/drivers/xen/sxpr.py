@@ -423,14 +423,16 @@ def _read_chardevs(kind: Sx, key: str) -> list[CharDevice]:
         return []
     values = [value] if isinstance(value, str) else list(value)
     out: list[CharDevice] = []
+    values_seen: list[object] = []  # a list's position is the port: (serial (none /dev/ttyS1))
     for v in values:
         if not isinstance(v, str):
             raise SExprValueError(f"value at '{kind.path}/{key}' is nested too deep",
                                   path=f"{kind.path}/{key}")
         try:
-            dev = sp.parse_chardev(v, key, len(out))
+            dev = sp.parse_chardev(v, key, len(values_seen))
         except ValueError as e:
             raise SExprValueError(f"{e} at '{kind.path}/{key}'", path=f"{kind.path}/{key}") from None
+        values_seen.append(v)
         if dev is not None:
             out.append(dev)
     return out
@@ -655,10 +657,8 @@ def _write_hvm_image(add: _Add, g: sp.XenGuest, fmt: int) -> None:
     if g.usb_inputs:
         parts.append(f"(usbdevice {g.usb_inputs[0]})")
     for key, devs in (("parallel", g.parallels), ("serial", g.serials)):
-        values = [sp.format_chardev(c, place, listen=",server,nowait") for c, place in devs]
-        if not values:
-            parts.append(f"({key} none)")
-        elif len(values) == 1:
+        values = sp.port_values(devs, listen=",server,nowait")
+        if len(values) == 1:
             parts.append(f"({key} {_b(values[0])})")
         else:
             parts.append(f"({key} ({' '.join(_b(v) for v in values)}))")

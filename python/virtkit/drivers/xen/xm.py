@@ -227,9 +227,9 @@ def parse_xm(data: ConfFile | str | bytes, xend_config_format: int = sp.DEFAULT_
         values = r.strings(key)
         if values and not hvm and any(v.strip() not in ("", "none") for v in values):
             raise r.fail(key, "only HVM guests have serial and parallel ports")
-        for v in values:
+        for port, v in enumerate(values):
             try:
-                dev = sp.parse_chardev(v, key, sum(c.kind == key for c in chardevs))
+                dev = sp.parse_chardev(v, key, port)
             except ValueError as e:
                 raise r.fail(key, str(e)) from None
             if dev is not None:
@@ -487,8 +487,8 @@ def _xm_pairs(g: sp.XenGuest, fmt: int) -> list[tuple[str, ConfValue]]:
         add(("vif", vifs))
     if g.hvm:
         for key, devs in (("parallel", g.parallels), ("serial", g.serials)):
-            values: list[ConfValue] = [sp.format_chardev(c, place, listen=",listen") for c, place in devs]
-            add((key, values[0] if len(values) == 1 else values if values else "none"))
+            values: list[ConfValue] = list(sp.port_values(devs, listen=",listen"))
+            add((key, values[0] if len(values) == 1 else values))
         if g.sounds:
             add(("soundhw", g.sounds))
     return out
