@@ -42,7 +42,7 @@ def test_config_binds_to_the_bridge_only_and_reads_no_system_files() -> None:
                  "pid-file=/st/lab.pid", "dhcp-leasefile=/st/lab.leases",
                  "dhcp-range=192.168.140.100,192.168.140.149,255.255.255.0",
                  "dhcp-host=52:54:00:aa:00:01,192.168.140.7,fixed", "domain=lab.test",
-                 "local=/lab.test/", "dhcp-lease-max=51",
+                 "local=/lab.test/", "dhcp-lease-max=51", "no-ping",
                  "host-record=printer,printer.lab.test,lp,lp.lab.test,192.168.140.250"):
         assert line in lines, line
     assert not any(line.startswith(("conf-file", "conf-dir", "user=", "addn-hosts"))

@@ -37,6 +37,7 @@ from virtkit.drivers.interface import Driver, NetworkRef
 
 if TYPE_CHECKING:
     from virtkit.net.manager import NetworkManager
+    from virtkit.network import DHCPLease
     from virtkit.xml.network import NetworkConfig
 
 __all__ = ["NetworkBackend", "NETWORK_OPERATIONS", "NETWORK_FAST_OPERATIONS"]
@@ -47,6 +48,7 @@ NETWORK_OPERATIONS = frozenset({
     "lookup_network_by_uuid", "create_network", "define_network", "network_is_active",
     "network_is_persistent", "network_get_config", "network_get_bridge_name", "network_start",
     "network_destroy", "network_undefine", "network_get_autostart", "network_set_autostart",
+    "network_get_dhcp_leases",
 })
 
 #: The ones that only read the manager's tables under a short lock: safe on a
@@ -108,3 +110,6 @@ class NetworkBackend(Driver):
 
     def network_set_autostart(self, net: NetworkRef, autostart: bool) -> None:
         self.networks.network_set_autostart(net, autostart)
+
+    def network_get_dhcp_leases(self, net: NetworkRef, mac: str | None) -> list[DHCPLease]:
+        return self.networks.network_get_dhcp_leases(net, mac)

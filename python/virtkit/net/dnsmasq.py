@@ -2,7 +2,8 @@
 
 One dnsmasq per active network with an address, as libvirt runs it: DHCP
 (ranges, static hosts by MAC) and DNS for the network's guests, bound only
-to the network's bridge. Its files live in the manager's state directory,
+to the network's bridge. Unlike libvirt's, it offers a new client an address
+at once, without first pinging it for 3 s (``no-ping``, see :func:`build_config`). Its files live in the manager's state directory,
 named after the network (:class:`DnsmasqFiles`): ``NAME.conf`` (generated,
 rewritten at each start), ``NAME.leases`` (kept across restarts, so a
 restarted dnsmasq knows every lease), ``NAME.pid`` and ``NAME.log`` (its
@@ -178,6 +179,12 @@ def build_config(cfg: NetworkConfig, bridge: str, files: DnsmasqFiles) -> str:
         out += [
             "dhcp-no-override",
             "dhcp-authoritative",
+            # dnsmasq otherwise pings an address for 3 s before offering it to a new
+            # client: a new guest's first lease came 3 s late, and a client retrying
+            # every second (busybox udhcpc -t 3 -T 1) gave up just before the offer
+            # and paused (5 s in all). Addresses in a network's ranges are dnsmasq's
+            # to hand out; fixed ones are <host> entries (never pinged) or outside them.
+            "no-ping",
             f"dhcp-lease-max={max(lease_max, 1)}",
             f"dhcp-leasefile={files.leases}",
         ]

@@ -71,6 +71,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from virtkit.drivers.interface import NetworkRef
 from virtkit.errors import (
@@ -89,6 +90,9 @@ from virtkit.net.store import NetworkStatus, NetworkStore
 from virtkit.net.tap import Tap
 from virtkit.uuid import format_uuid, generate_uuid_bytes, parse_uuid
 from virtkit.xml.network import DHCPRange, IPConfig, NetworkConfig, format_network
+
+if TYPE_CHECKING:
+    from virtkit.network import DHCPLease
 
 __all__ = ["NetworkManager", "MAX_RESTARTS", "RESTART_WINDOW"]
 
@@ -698,6 +702,37 @@ class NetworkManager:
         now = int(time.time())
         return [lease for lease in _dnsmasq.parse_leases(text)
                 if lease.expiry == 0 or lease.expiry > now]
+
+    def network_get_dhcp_leases(self, net: NetworkRef, mac: str | None) -> list[DHCPLease]:
+        """The contract's form of :meth:`dhcp_leases`: the bridge as ``iface``, the prefix
+        of the subnet the address is in, only ``mac``'s (lower case) when given."""
+        import ipaddress
+
+        from virtkit.network import DHCPLease, IPAddrType
+
+        with self._lock:
+            n = self._get(net)
+            live = n.live
+        leases = self.dhcp_leases(net)
+        if live is None:
+            return []
+        subnets = [ipaddress.ip_interface(f"{ip.address}/{ip.prefix}").network for ip in live.ips]
+        out: list[DHCPLease] = []
+        for lease in leases:
+            if mac is not None and lease.mac != mac:
+                continue
+            try:
+                address = ipaddress.ip_address(lease.ip)
+            except ValueError:
+                continue
+            prefix = next((s.prefixlen for s in subnets if address in s),
+                          32 if address.version == 4 else 128)
+            out.append(DHCPLease(
+                iface=live.bridge or "", expiry_time=lease.expiry,
+                type=IPAddrType.IPV6 if address.version == 6 else IPAddrType.IPV4,
+                mac=lease.mac, iaid=lease.iaid, ipaddr=lease.ip, prefix=prefix,
+                hostname=lease.hostname, client_id=lease.client_id))
+        return out
 
     def dnsmasq_pid(self, net: NetworkRef) -> int | None:
         """The pid of the network's dnsmasq, or None."""

@@ -5,7 +5,7 @@ when a guest starts and removes it when the guest stops::
 
     tap = create_tap("virbr0", owner_uid=uid, owner_gid=gid, mac="52:54:00:12:34:56")
     ...                       # QEMU: -netdev tap,ifname=<tap.name>,script=no,downscript=no
-    delete_tap(tap.name)      # or -netdev tap,fd=N with N = open_tap(tap.name)
+    delete_tap(tap.name, mac=tap.mac)  # or -netdev tap,fd=N with N = open_tap(tap.name)
 
 How: pyroute2 creates the tap (``kind='tuntap'``), which it does with the
 ``TUNSETIFF`` / ``TUNSETOWNER`` / ``TUNSETGROUP`` / ``TUNSETPERSIST`` ioctls on
@@ -56,8 +56,8 @@ class Tap:
 
     name: str
     index: int
-    #: The bridge it is plugged into.
-    bridge: str
+    #: The bridge it is plugged into (None: none, an ``ethernet`` interface's tap).
+    bridge: str | None
     #: The tap's own MAC (``fe:`` + the guest's last five bytes), or None when
     #: no guest MAC was given (the kernel's random one).
     mac: str | None
@@ -73,9 +73,10 @@ def tap_mac(guest_mac: str) -> str:
     return ":".join(["fe", *parts[1:]])
 
 
-def create_tap(bridge: str, name: str | None = None, *, owner_uid: int,
+def create_tap(bridge: str | None, name: str | None = None, *, owner_uid: int,
                owner_gid: int | None = None, mac: str | None = None) -> Tap:
-    """Create a persistent tap owned by ``owner_uid``, plug it into ``bridge``, bring it up.
+    """Create a persistent tap owned by ``owner_uid``, plug it into ``bridge`` (unless
+    None: a tap on no bridge, for an ``ethernet`` interface), bring it up.
 
     ``name`` defaults to the lowest free ``vnetN``; ``mac`` is the guest's
     MAC (see the module docstring for the tap's own). Raises
@@ -84,8 +85,8 @@ def create_tap(bridge: str, name: str | None = None, *, owner_uid: int,
     """
     own_mac = tap_mac(mac) if mac is not None else None
     with netlink.session() as ipr:
-        master = netlink.link_index(ipr, bridge)
-        if master is None:
+        master = netlink.link_index(ipr, bridge) if bridge is not None else None
+        if bridge is not None and master is None:
             raise OperationFailedError(f"cannot plug a tap into bridge '{bridge}': no such device",
                                        domain=ErrorDomain.NETWORK)
         with _name_lock:
@@ -108,13 +109,16 @@ def create_tap(bridge: str, name: str | None = None, *, owner_uid: int,
         try:
             if index is None:
                 raise OSError(errno.ENODEV, "vanished after creation")
-            attrs: dict[str, object] = {"master": master, "state": "up"}
+            attrs: dict[str, object] = {"state": "up"}
+            if master is not None:
+                attrs["master"] = master
             if own_mac is not None:
                 attrs["address"] = own_mac
             ipr.link("set", index=index, **attrs)
         except Exception as exc:  # noqa: BLE001
             _remove(ipr, chosen)
-            raise netlink.system_error(f"plug tap '{chosen}' into bridge '{bridge}'", exc) from None
+            where = f"plug tap '{chosen}' into bridge '{bridge}'" if bridge else f"set up tap '{chosen}'"
+            raise netlink.system_error(where, exc) from None
         return Tap(name=chosen, index=index, bridge=bridge, mac=own_mac,
                    owner_uid=owner_uid, owner_gid=owner_gid)
 
@@ -140,9 +144,19 @@ def _remove(ipr: object, name: str) -> bool:
     return True
 
 
-def delete_tap(name: str) -> bool:
-    """Delete tap ``name``; False when it did not exist. VirtSystemError on failure."""
+def delete_tap(name: str, *, mac: str | None = None) -> bool:
+    """Delete tap ``name``; False when it did not exist. With ``mac`` (the tap's own
+    address, see :func:`tap_mac`), only a link with that address is deleted: a
+    name someone else took meanwhile is left alone (False). VirtSystemError on
+    failure."""
     with netlink.session() as ipr:
+        if mac is not None:
+            index = netlink.link_index(ipr, name)
+            if index is None:
+                return False
+            link = ipr.link("get", index=index)[0]
+            if str(link.get_attr("IFLA_ADDRESS")).lower() != mac.lower():
+                return False
         return _remove(ipr, name)
 
 

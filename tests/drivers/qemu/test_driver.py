@@ -202,10 +202,24 @@ def test_a_qemu_that_fails_to_start_is_reported_with_its_words(opener: Opener,
     assert dom.state() == DomainState.SHUTOFF and conn.list_domain_ids() == []
 
 
-def test_tap_interfaces_wait_for_the_network_driver(opener: Opener) -> None:
+def test_session_taps_and_networks_fail_clearly(opener: Opener) -> None:
+    # In the host's namespace: nothing here may create a link (no such bridge, no networks).
     conn = opener.open()
-    nic = "<interface type='bridge'><source bridge='br0'/></interface>"
+    bridge = "vk-no-such-br"
+    nic = f"<interface type='bridge'><source bridge='{bridge}'/></interface>"
     dom = conn.define_domain(guest_xml("tap", None, extra_devices=nic))
     assert "52:54:00:" in dom.xml_desc(), "a MAC is chosen when the domain is defined"
-    with pytest.raises(virtkit.NoSupportError, match="network driver"):
+    with pytest.raises(virtkit.OperationFailedError, match=f"bridge '{bridge}': no such device"):
         dom.start()
+    assert dom.state() == DomainState.SHUTOFF and "<target dev=" not in dom.xml_desc()
+    on_net = conn.define_domain(guest_xml("tap-net", None, extra_devices=(
+        "<interface type='network'><source network='default'/></interface>")))
+    with pytest.raises(virtkit.NoSupportError, match="qemu:///session has no virtual networks"):
+        on_net.start()
+    assert conn.list_networks() == [] and conn.list_defined_networks() == []
+    with pytest.raises(virtkit.NoNetworkError, match="qemu:///system"):
+        conn.lookup_network_by_name("default")
+    with pytest.raises(virtkit.NoSupportError, match="qemu:///system"):
+        conn.define_network("<network><name>n</name><bridge name='vk-never'/></network>")
+    for d in (dom, on_net):
+        d.undefine()

@@ -83,7 +83,18 @@ hot-plug (``domain_attach_device`` / ``domain_detach_device`` on a running
 domain). Implemented beyond the basics because they are cheap: core dumps
 (QMP ``dump-guest-memory``), live balloon (``domain_set_memory``), vCPU
 pinning (thread affinity), autostart, and configuration edits of inactive
-domains. Networks belong to the network driver.
+domains.
+
+Networks
+--------
+With ``qemu:///system`` the driver also serves the host's virtual networks:
+:class:`~virtkit.net.backend.NetworkBackend` forwards the contract's network
+operations to a :class:`~virtkit.net.manager.NetworkManager` opened on
+``network/`` beside the driver's directories, before any domain starts (so
+autostarted networks are up before autostarted domains). A guest's
+``network``, ``bridge`` and ``ethernet`` interfaces get tap devices made
+before QEMU starts and removed once it has exited
+(:mod:`~virtkit.drivers.qemu.networking`); ``qemu:///session`` has no networks.
 """
 
 from __future__ import annotations
@@ -100,14 +111,14 @@ import threading
 import time
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
 from virtkit import _core
 from virtkit.connection import NodeInfo
 from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
 from virtkit.drivers.interface import DomainRef, Driver
 from virtkit.drivers.qemu import capabilities as qcaps
-from virtkit.drivers.qemu import host
+from virtkit.drivers.qemu import host, networking
 from virtkit.drivers.qemu.command import (
     CommandContext,
     Lifecycle,
@@ -143,6 +154,7 @@ from virtkit.errors import (
     OperationInvalidError,
     VirtError,
 )
+from virtkit.net.backend import NETWORK_FAST_OPERATIONS, NetworkBackend
 from virtkit.uri import URI, parse_uri
 from virtkit.uuid import format_uuid, generate_uuid_bytes
 from virtkit.xml.capabilities import Capabilities
@@ -159,6 +171,10 @@ from virtkit.xml.domain import (
     VcpuPin,
     format_domain,
 )
+
+if TYPE_CHECKING:
+    from virtkit.domain import DomainInterface
+    from virtkit.net.manager import NetworkManager
 
 __all__ = ["QemuDriver", "MAX_VCPUS", "START_TIMEOUT", "DESTROY_GRACE"]
 
@@ -256,8 +272,9 @@ class _Domain:
 # ====================================================================== the driver
 
 
-class QemuDriver(Driver):
-    """QEMU/KVM guests on this host (see the module docstring)."""
+class QemuDriver(NetworkBackend, Driver):
+    """QEMU/KVM guests on this host (see the module docstring); with ``qemu:///system``,
+    its virtual networks too (:mod:`~virtkit.drivers.qemu.networking`)."""
 
     name = "QEMU"
     schemes = ("qemu",)
@@ -269,7 +286,7 @@ class QemuDriver(Driver):
         "domain_get_state", "domain_get_info", "domain_get_os_type", "domain_get_max_memory",
         "domain_get_vcpus", "domain_get_config", "domain_get_autostart",
         "domain_is_persistent", "domain_get_console_path",
-    })
+    }) | NETWORK_FAST_OPERATIONS
 
     def __init__(self, uri: URI, read_only: bool, dirs: DriverDirs) -> None:
         super().__init__(uri, read_only)
@@ -285,6 +302,9 @@ class QemuDriver(Driver):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="virtkit-qemu", daemon=True)
         self._closed = False
+        #: The network manager (qemu:///system); None in a session (see _open_networks).
+        self._net_manager: NetworkManager | None = None
+        self.networks = cast("NetworkManager", networking.SessionNetworks())
 
     # --- opening and closing -------------------------------------------------------------
 
@@ -325,6 +345,7 @@ class QemuDriver(Driver):
     def _open(self) -> None:
         self.dirs.create()
         remove_stale_temporaries(self.dirs.runtime)
+        self._open_networks()
         self._caps = qcaps.discover()
         cpus = host.online_cpus()
         self._host_cpus = (max(cpus) + 1) if cpus else 1
@@ -345,8 +366,24 @@ class QemuDriver(Driver):
                 except VirtError as e:
                     log.warning("cannot autostart domain %r: %s", d.name, e)
 
+    def _open_networks(self) -> None:
+        """qemu:///system: open the network manager on ``network/`` beside the driver's
+        ``qemu/`` directories (definitions in the configuration directory, status and
+        dnsmasq files in the runtime one); it adopts what a previous daemon left,
+        defines ``default`` on the first start and autostarts networks, before any
+        domain starts. A session has no networks (networking.SessionNetworks)."""
+        if _mode(self.uri) != "system":
+            return
+        from virtkit.net.manager import NetworkManager
+
+        self._net_manager = NetworkManager.open(self.dirs.config.parent / "network",
+                                                self.dirs.runtime.parent / "network",
+                                                system=True)
+        self.networks = self._net_manager
+
     def close(self) -> None:
-        """Stop watching guests and disconnect from their monitors; guests keep running."""
+        """Stop watching guests and disconnect from their monitors; guests keep running
+        (and networks stay up, for the next daemon to adopt)."""
         if self._closed:
             return
         self._closed = True
@@ -358,6 +395,7 @@ class QemuDriver(Driver):
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join()
         self._loop.close()
+        self.networks.close()
 
     def _run_loop(self) -> None:
         asyncio.set_event_loop(self._loop)
@@ -402,6 +440,7 @@ class QemuDriver(Driver):
         if not identify(status.pid, status.start_time_ns, status.uuid):
             log.info("domain %r (pid %d) stopped while the daemon was away", status.name,
                      status.pid)
+            networking.remove_taps(live)
             self._remove_runtime_files(status.name, Path(status.monitor))
             return
         if d is None:
@@ -412,6 +451,7 @@ class QemuDriver(Driver):
             self._by_name[d.name] = d.uuid
         pidfd = open_pidfd(status.pid)
         if pidfd is None:
+            networking.remove_taps(live)
             self._remove_runtime_files(status.name, Path(status.monitor))
             if not d.persistent:
                 self._forget(d)
@@ -471,6 +511,7 @@ class QemuDriver(Driver):
             run.popen.poll()
         if run.monitor is not None:
             self._loop.create_task(run.monitor.close())
+        networking.remove_taps(run.live)  # before the status file that names them
         self._remove_runtime_files(d.name, run.monitor_path)
         with self._lock:
             if d.run is run:
@@ -671,10 +712,6 @@ class QemuDriver(Driver):
         """Start ``d`` with ``config`` (caller holds ``d.oplock``)."""
         if d.run is not None:
             raise OperationInvalidError(f"domain '{d.name}' is already active")
-        if any(iface.type in _TAP_TYPES for iface in config.interfaces):
-            raise NoSupportError(f"domain '{d.name}': interfaces of type network, bridge and "
-                                 "ethernet need the network driver's taps, which the QEMU "
-                                 "driver does not create yet (use type 'user')")
         resolved = self._resolve(config)
         config = dataclasses.replace(config, uuid=d.uuid)
         with self._lock:
@@ -684,26 +721,35 @@ class QemuDriver(Driver):
         monitor_path = self.dirs.monitor(d.name, uuid_hex)
         pidfile = self.dirs.pidfile(d.name)
         log_path = self.dirs.log_file(d.name)
-        listener = listen_monitor(monitor_path)
+        # Taps for network/bridge/ethernet interfaces, handed to QEMU as descriptors;
+        # removed by _on_exit once QEMU is gone (run.live names them).
+        taps = networking.setup_taps(config, self._net_manager, log_path=str(log_path))
+        try:
+            listener = listen_monitor(monitor_path)
+        except BaseException:
+            taps.undo()
+            raise
         try:
             ctx = CommandContext(qmp_socket=str(monitor_path), qmp_fd=listener.fileno(),
                                  emulator=resolved.emulator, machine=resolved.machine,
-                                 pidfile=str(pidfile))
-            argv = build_command(config, ctx)
+                                 pidfile=str(pidfile), taps=taps.command_taps())
+            argv = build_command(taps.live, ctx)
             with open(log_path, "ab") as logf:
                 logf.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: starting domain {d.name} "
                            f"(id {run_id})\n{' '.join(argv)}\n".encode())
                 log_start = logf.tell()  # what QEMU writes comes after
             popen = spawn(argv, log_path=log_path, env=_qemu_env(config),
-                          pass_fds=[listener.fileno()])
+                          pass_fds=[listener.fileno(), *taps.fds.values()])
         except BaseException:
             listener.close()
             _unlink_quietly(monitor_path)
+            taps.undo()
             raise
         listener.close()
+        taps.close_fds()
         pidfd = open_pidfd(popen.pid)
         assert pidfd is not None  # our unreaped child exists at least as a zombie
-        live = dataclasses.replace(config, id=run_id)
+        live = dataclasses.replace(taps.live, id=run_id)
         run = _Run(id=run_id, pid=popen.pid, pidfd=pidfd, popen=popen,
                    started_ns=start_time_ns(popen.pid) or 0, monitor_path=monitor_path,
                    live=live, emulator=resolved.emulator, life=lifecycle(config))
@@ -989,6 +1035,20 @@ class QemuDriver(Driver):
         if run.console is None:
             raise OperationInvalidError(f"domain '{d.name}' has no serial console")
         return run.console
+
+    def domain_interface_addresses(self, dom: DomainRef, source: int) -> list[DomainInterface]:
+        """From the DHCP leases of the networks the guest's interfaces are on."""
+        from virtkit.domain import InterfaceAddressSource
+
+        if source != InterfaceAddressSource.LEASE:
+            raise NoSupportError("the QEMU driver knows interface addresses from its "
+                                 "networks' DHCP leases only (source 'lease')")
+        with self._lock:
+            d = self._dom(dom)
+            run = d.run
+        if run is None:
+            raise OperationInvalidError(f"domain '{d.name}' is not running")
+        return networking.interface_addresses(run.live, self._net_manager)
 
     # --- one domain: life cycle ----------------------------------------------------------
 
