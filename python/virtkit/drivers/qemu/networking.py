@@ -52,10 +52,12 @@ nothing, finds nothing and refuses to define or create a network with a
 message pointing at ``qemu:///system`` and at the interface types a session
 guest can use.
 
-Hot-plug: :func:`setup_interface_tap` makes the tap of one interface for a
-running guest, and :func:`add_tap_netdev` hands its descriptor to QEMU over
-QMP (``getfd`` + ``netdev_add``); the ``device_add`` that follows is the
-device hot-plug code's.
+Hot-plug: :func:`plug_tap` makes the tap of an interface added to a running
+guest and says how QEMU opens it (by name: QEMU runs as the tap's owner, so
+``netdev_add type=tap ifname=… script=no`` needs no descriptor passing);
+:func:`unplug_tap` removes it once QEMU has dropped the back end. The QMP side
+(``netdev_add``, ``device_add``, ``device_del``) is the device hot-plug code's
+(:mod:`~virtkit.drivers.qemu.hotplug`).
 """
 
 from __future__ import annotations
@@ -87,7 +89,6 @@ from virtkit.xml.domain import DomainConfig, Interface
 
 if TYPE_CHECKING:
     from virtkit.domain import DomainInterface
-    from virtkit.drivers.qemu.monitor import Monitor
     from virtkit.net.manager import NetworkManager
     from virtkit.network import DHCPLease
     from virtkit.xml.network import NetworkConfig
@@ -100,7 +101,8 @@ __all__ = [
     "remove_taps",
     "tap_owner",
     "interface_addresses",
-    "add_tap_netdev",
+    "plug_tap",
+    "unplug_tap",
     "SessionNetworks",
     "SESSION_HINT",
     "SCRIPT_TIMEOUT",
@@ -201,12 +203,14 @@ def _where(index: int, iface: Interface) -> str:
 
 def setup_interface_tap(config: DomainConfig, index: int, iface: Interface,
                         networks: NetworkManager | None, *, log_path: str | None = None,
-                        owner: tuple[int, int | None] | None = None
-                        ) -> tuple[Interface, int, tuple[str, str | None]]:
-    """Make and open the tap of one ``network``/``bridge``/``ethernet`` interface.
+                        owner: tuple[int, int | None] | None = None, open_queue: bool = True
+                        ) -> tuple[Interface, int | None, tuple[str, str | None]]:
+    """Make and (``open_queue``) open the tap of one ``network``/``bridge``/``ethernet``
+    interface.
 
-    Returns the interface as the live XML shows it, the open descriptor and
-    ``(name, tap MAC)`` for undoing. On failure nothing is left behind.
+    Returns the interface as the live XML shows it, the open descriptor (None
+    without ``open_queue``) and ``(name, tap MAC)`` for undoing. On failure
+    nothing is left behind.
     Raises NoSupportError for a ``network`` interface without networks (a
     session daemon), OperationDeniedError when this process may not create
     taps, NoNetworkError / OperationInvalidError for a missing or inactive
@@ -246,7 +250,7 @@ def setup_interface_tap(config: DomainConfig, index: int, iface: Interface,
     try:
         if iface.type == "ethernet" and iface.script:
             run_script(iface.script, tap.name, where=where, log_path=log_path)
-        fd = open_tap(tap.name)
+        fd = open_tap(tap.name) if open_queue else None
     except BaseException:
         try:
             delete_tap(tap.name, mac=tap.mac)
@@ -277,6 +281,7 @@ def setup_taps(config: DomainConfig, networks: NetworkManager | None, *,
             live, fd, made = setup_interface_tap(config, index, iface, networks,
                                                  log_path=log_path, owner=owner)
             out.made.append(made)
+            assert fd is not None
             out.fds[index] = fd
             interfaces[index] = live
     except BaseException:
@@ -387,23 +392,32 @@ def interface_addresses(config: DomainConfig, networks: NetworkManager | None
     return out
 
 
-# ====================================================================== hot-plug (QMP)
+# ====================================================================== hot-plug
 
 
-async def add_tap_netdev(monitor: Monitor, netdev_id: str, fd: int) -> None:
-    """Give a running QEMU the tap descriptor ``fd`` (``getfd`` over the QMP socket,
-    SCM_RIGHTS) and make it the backend ``netdev_id`` (``netdev_add type=tap``).
-    The caller closes its own ``fd`` afterwards and adds the device."""
-    monitor.client.send_fd_scm(fd)
-    await monitor.execute("getfd", {"fdname": netdev_id})
-    try:
-        await monitor.execute("netdev_add", {"type": "tap", "id": netdev_id, "fd": netdev_id})
-    except VirtError:
-        try:
-            await monitor.execute("closefd", {"fdname": netdev_id})
-        except VirtError:
-            pass
-        raise
+def plug_tap(config: DomainConfig, index: int, iface: Interface,
+             networks: NetworkManager | None, *, log_path: str | None = None
+             ) -> tuple[Interface, CommandTap]:
+    """The tap of ``iface``, being added to a running guest as interface ``index`` of
+    ``config`` (its live configuration with ``iface`` in it): made as at start,
+    left closed. Returns the interface as the live XML shows it and the
+    :class:`~virtkit.drivers.qemu.command.Tap` for the command context: QEMU
+    opens it by name (``ifname=…,script=no,downscript=no``), which it may, since
+    it runs as the tap's owner. Errors as :func:`setup_interface_tap`; if the
+    QMP part fails, the caller calls :func:`unplug_tap` with the returned interface.
+    """
+    live, _, _ = setup_interface_tap(config, index, iface, networks, log_path=log_path,
+                                     open_queue=False)
+    assert live.target_dev is not None
+    return live, CommandTap(ifname=live.target_dev)
+
+
+def unplug_tap(iface: Interface) -> bool:
+    """Remove the tap of ``iface`` (as the live XML shows it) once QEMU has dropped its
+    back end (``netdev_del``) or failed to take it; False when there was none."""
+    if iface.type not in TAP_TYPES or not iface.target_dev:
+        return False
+    return bool(remove_taps(DomainConfig(name="", interfaces=(iface,))))
 
 
 # ====================================================================== session daemons
