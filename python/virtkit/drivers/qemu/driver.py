@@ -71,19 +71,28 @@ Life cycle
 - destroy: SIGTERM, SIGKILL after :data:`DESTROY_GRACE` seconds; returns
   when the pidfd says the process is gone.
 - a guest crash (``GUEST_PANICKED``, with a pvpanic device) applies
-  ``<on_crash>`` the same way.
+  ``<on_crash>`` the same way. ``rename-restart`` (any event) and the
+  ``coredump-*`` actions of a crash are :mod:`~virtkit.drivers.qemu.lifecycle`'s.
 
 The domain is shut off when its QEMU process has exited, never before: the
 runtime files (status, monitor socket, pidfile) are removed first, then the
 domain leaves the list of active domains (a transient one disappears).
 
-Not implemented yet (NoSupportError, for issue 6): save and restore, live
-vCPU hot-plug (``domain_set_vcpus`` on a running domain) and device
-hot-plug (``domain_attach_device`` / ``domain_detach_device`` on a running
-domain). Implemented beyond the basics because they are cheap: core dumps
-(QMP ``dump-guest-memory``), live balloon (``domain_set_memory``), vCPU
-pinning (thread affinity), autostart, and configuration edits of inactive
-domains.
+The rest of the 0.2.2 API, each in a module of its own:
+
+- save and restore (QEMU migration to and from a file, behind a header of
+  ours) and core dumps (``dump-guest-memory``): :mod:`~virtkit.drivers.qemu.save`
+  and the file format :mod:`~virtkit.drivers.qemu.savefile`;
+- disks and NICs attached to and detached from a running guest:
+  :mod:`~virtkit.drivers.qemu.hotplug` (an inactive domain's definition is
+  edited here);
+- vCPUs added and removed while the guest runs: :mod:`~virtkit.drivers.qemu.vcpus`;
+- memory: a virtio balloon by default; ``domain_set_memory`` moves its target
+  live (QMP ``balloon``), the maximum changes only while shut off;
+- vCPU pinning: the thread of each vCPU (``query-cpus-fast``) gets its
+  affinity from :func:`virtkit._core.set_thread_affinity`, remembered in the
+  definition and applied again at each start;
+- autostart: marks in ``autostart/``, honoured when the driver opens.
 
 Networks
 --------
@@ -109,7 +118,7 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 
@@ -119,6 +128,10 @@ from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
 from virtkit.drivers.interface import DomainRef, Driver
 from virtkit.drivers.qemu import capabilities as qcaps
 from virtkit.drivers.qemu import host, networking
+from virtkit.drivers.qemu import hotplug
+from virtkit.drivers.qemu import lifecycle as qlife
+from virtkit.drivers.qemu import save as qsave
+from virtkit.drivers.qemu import vcpus as qvcpus
 from virtkit.drivers.qemu.command import (
     CommandContext,
     Lifecycle,
@@ -156,7 +169,7 @@ from virtkit.errors import (
 )
 from virtkit.net.backend import NETWORK_FAST_OPERATIONS, NetworkBackend
 from virtkit.uri import URI, parse_uri
-from virtkit.uuid import format_uuid, generate_uuid_bytes
+from virtkit.uuid import format_uuid, generate_uuid_bytes, parse_uuid
 from virtkit.xml.capabilities import Capabilities
 from virtkit.xml.domain import (
     CharDevice,
@@ -213,7 +226,7 @@ class _Run:
 
     def __init__(self, *, id: int, pid: int, pidfd: int, popen: subprocess.Popen[bytes] | None,
                  started_ns: int, monitor_path: Path, live: DomainConfig, emulator: str,
-                 life: Lifecycle) -> None:
+                 life: Lifecycle, qemu_uuid: bytes | None = None) -> None:
         self.id = id
         self.pid = pid
         self.pidfd = pidfd
@@ -232,9 +245,15 @@ class _Run:
         #: Set (on the loop) once the process is gone and the domain shut off.
         self.gone = threading.Event()
         self.waiters: list[asyncio.Future[None]] = []
+        #: Called (on the loop) with each QMP event's name and data before the driver
+        #: handles it; one that returns True is removed (save.wait_event adds them).
+        self.watchers: list[Callable[[str, Mapping[str, Any]], bool]] = []
+        #: The ``-uuid`` QEMU runs with: the domain's, unless the domain was renamed
+        #: under it (rename-restart keeps the old QEMU under a new name and UUID).
+        self.qemu_uuid = qemu_uuid if qemu_uuid is not None else live.uuid
 
     def status(self, name: str) -> DomainStatus:
-        uuid = self.live.uuid
+        uuid = self.qemu_uuid
         assert uuid is not None
         return DomainStatus(name=name, uuid=format_uuid(uuid), id=self.id, pid=self.pid,
                             start_time_ns=self.started_ns, monitor=str(self.monitor_path),
@@ -302,6 +321,8 @@ class QemuDriver(NetworkBackend, Driver):
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run_loop, name="virtkit-qemu", daemon=True)
         self._closed = False
+        #: Threads the driver started for lifecycle actions (lifecycle.rename_restart).
+        self._chores: list[threading.Thread] = []
         #: The network manager (qemu:///system); None in a session (see _open_networks).
         self._net_manager: NetworkManager | None = None
         self.networks = cast("NetworkManager", networking.SessionNetworks())
@@ -387,6 +408,8 @@ class QemuDriver(NetworkBackend, Driver):
         if self._closed:
             return
         self._closed = True
+        for chore in list(self._chores):  # rename-restarts under way need the loop
+            chore.join()
         if self._thread.is_alive():
             try:
                 self._call(self._detach_all(), MONITOR_TIMEOUT)
@@ -458,7 +481,8 @@ class QemuDriver(NetworkBackend, Driver):
             return
         run = _Run(id=status.id, pid=status.pid, pidfd=pidfd, popen=None,
                    started_ns=status.start_time_ns, monitor_path=Path(status.monitor), live=live,
-                   emulator=status.emulator, life=lifecycle(live))
+                   emulator=status.emulator, life=lifecycle(live),
+                   qemu_uuid=parse_uuid(status.uuid))
         with self._lock:
             d.run = run
             self._by_id[run.id] = d.uuid
@@ -513,6 +537,7 @@ class QemuDriver(NetworkBackend, Driver):
             self._loop.create_task(run.monitor.close())
         networking.remove_taps(run.live)  # before the status file that names them
         self._remove_runtime_files(d.name, run.monitor_path)
+        qlife.after_exit(self, run)
         with self._lock:
             if d.run is run:
                 d.run = None
@@ -546,6 +571,13 @@ class QemuDriver(NetworkBackend, Driver):
         """SIGTERM, SIGKILL after the grace period; return once the process is gone."""
         exited = self._exit_future(run)
         if exited.done():
+            return
+        if run.qemu_uuid != run.live.uuid:
+            # Kept by rename-restart (disks already released): a clean exit would
+            # remove the QMP socket and pidfile paths it was started with, which now
+            # belong to the domain restarted in its place.
+            self._signal(run, signal.SIGKILL)
+            await exited
             return
         self._signal(run, signal.SIGTERM)
         try:
@@ -587,6 +619,9 @@ class QemuDriver(NetworkBackend, Driver):
             return
         name = event.get("event")
         data = event.get("data") or {}
+        for watch in list(run.watchers):
+            if watch(str(name), data):
+                run.watchers.remove(watch)
         if name == "STOP":
             if run.state not in (DomainState.SHUTDOWN, DomainState.CRASHED):
                 run.state = DomainState.PAUSED
@@ -613,6 +648,10 @@ class QemuDriver(NetworkBackend, Driver):
             self._loop.create_task(self._reset(run))
         elif action is LifecycleAction.PRESERVE:
             run.state = DomainState.CRASHED if crashed else DomainState.PAUSED
+        elif action is LifecycleAction.RENAME_RESTART:
+            qlife.rename_restart(self, d, run, crashed)
+        elif action in (LifecycleAction.COREDUMP_DESTROY, LifecycleAction.COREDUMP_RESTART):
+            qlife.dump_then(self, d, run, action)
         else:
             run.state = DomainState.CRASHED if crashed else DomainState.SHUTDOWN
             self._loop.create_task(self._quit(run))
@@ -708,8 +747,10 @@ class QemuDriver(NetworkBackend, Driver):
 
     # --- starting -----------------------------------------------------------------------------
 
-    def _start(self, d: _Domain, config: DomainConfig) -> DomainRef:
-        """Start ``d`` with ``config`` (caller holds ``d.oplock``)."""
+    def _start(self, d: _Domain, config: DomainConfig,
+               incoming: qsave.Incoming | None = None) -> DomainRef:
+        """Start ``d`` with ``config`` (caller holds ``d.oplock``); with ``incoming``,
+        from a save file instead of booting (see :mod:`~virtkit.drivers.qemu.save`)."""
         if d.run is not None:
             raise OperationInvalidError(f"domain '{d.name}' is already active")
         resolved = self._resolve(config)
@@ -732,14 +773,17 @@ class QemuDriver(NetworkBackend, Driver):
         try:
             ctx = CommandContext(qmp_socket=str(monitor_path), qmp_fd=listener.fileno(),
                                  emulator=resolved.emulator, machine=resolved.machine,
-                                 pidfile=str(pidfile), taps=taps.command_taps())
+                                 pidfile=str(pidfile), taps=taps.command_taps(),
+                                 incoming="defer" if incoming else None,
+                                 pci_slots=incoming.pci_slots if incoming else {})
             argv = build_command(taps.live, ctx)
             with open(log_path, "ab") as logf:
                 logf.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')}: starting domain {d.name} "
                            f"(id {run_id})\n{' '.join(argv)}\n".encode())
                 log_start = logf.tell()  # what QEMU writes comes after
             popen = spawn(argv, log_path=log_path, env=_qemu_env(config),
-                          pass_fds=[listener.fileno(), *taps.fds.values()])
+                          pass_fds=[listener.fileno(), *taps.fds.values(),
+                                    *([incoming.fd] if incoming else [])])
         except BaseException:
             listener.close()
             _unlink_quietly(monitor_path)
@@ -749,7 +793,7 @@ class QemuDriver(NetworkBackend, Driver):
         taps.close_fds()
         pidfd = open_pidfd(popen.pid)
         assert pidfd is not None  # our unreaped child exists at least as a zombie
-        live = dataclasses.replace(taps.live, id=run_id)
+        live = hotplug.with_nic_aliases(dataclasses.replace(taps.live, id=run_id))
         run = _Run(id=run_id, pid=popen.pid, pidfd=pidfd, popen=popen,
                    started_ns=start_time_ns(popen.pid) or 0, monitor_path=monitor_path,
                    live=live, emulator=resolved.emulator, life=lifecycle(config))
@@ -758,7 +802,8 @@ class QemuDriver(NetworkBackend, Driver):
             self._by_id[run_id] = d.uuid
         try:
             self._save_status(d, run)
-            self._call(self._boot(d, run, config), START_TIMEOUT + MONITOR_TIMEOUT)
+            self._call(self._boot(d, run, config, incoming), START_TIMEOUT + MONITOR_TIMEOUT
+                       + (qsave.SAVE_TIMEOUT if incoming else 0))
             self._save_status(d, run)
         except BaseException as e:
             self._call(self._kill(run), DESTROY_GRACE + MONITOR_TIMEOUT)
@@ -769,8 +814,10 @@ class QemuDriver(NetworkBackend, Driver):
             raise
         return DomainRef(d.name, d.uuid, run_id)
 
-    async def _boot(self, d: _Domain, run: _Run, config: DomainConfig) -> None:
-        """Watch the new QEMU, connect to its monitor, set it up, let the vCPUs run."""
+    async def _boot(self, d: _Domain, run: _Run, config: DomainConfig,
+                    incoming: qsave.Incoming | None = None) -> None:
+        """Watch the new QEMU, connect to its monitor, set it up (or load its saved
+        state), let the vCPUs run (unless it was saved paused)."""
         self._watch(d, run)
         monitor = Monitor(d.name, lambda ev: self._on_event(d, run, ev))
         run.monitor = monitor
@@ -806,7 +853,11 @@ class QemuDriver(NetworkBackend, Driver):
         run.console = _console_path(run.live)
         await self._learn_vcpus(run)
         self._apply_pinning(run, config)
-        if config.current_memory_kib < config.memory:
+        if incoming is not None:
+            await qsave.receive(self, d, run, incoming)  # the balloon target comes with it
+            if not incoming.header.running:
+                return
+        elif config.current_memory_kib < config.memory:
             await monitor.execute("balloon", {"value": config.current_memory_kib * 1024})
         await monitor.execute("cont")
         run.state = DomainState.RUNNING
@@ -937,6 +988,32 @@ class QemuDriver(NetworkBackend, Driver):
                 raise
         finally:
             d.oplock.release()
+
+    def restore_domain(self, path: str) -> DomainRef:
+        incoming, config = qsave.open_save_file(path)
+        try:
+            config = self._prepare(config)
+            with self._lock:
+                d, new = self._admit(config, persistent=False)
+            if new:
+                d.oplock.acquire()
+            else:
+                d = self._locked(d.ref())
+            try:
+                if d.run is not None:
+                    raise DomainExistsError(f"domain '{d.name}' is already active")
+                try:
+                    return self._start(d, dataclasses.replace(config, uuid=d.uuid, id=None),
+                                       incoming)
+                except BaseException:
+                    with self._lock:
+                        if d.run is None and not d.persistent:
+                            self._forget(d)
+                    raise
+            finally:
+                d.oplock.release()
+        finally:
+            incoming.close()
 
     # --- one domain: queries (fast) --------------------------------------------------------
 
@@ -1140,9 +1217,14 @@ class QemuDriver(NetworkBackend, Driver):
     def domain_core_dump(self, dom: DomainRef, path: str) -> None:
         d = self._locked(dom)
         try:
-            run = self._active_run(d)
-            self._monitor_call(run, "dump-guest-memory",
-                               {"paging": False, "protocol": f"file:{path}"})
+            qsave.core_dump(self, d, self._active_run(d), path)
+        finally:
+            d.oplock.release()
+
+    def domain_save(self, dom: DomainRef, path: str) -> None:
+        d = self._locked(dom)
+        try:
+            qsave.save_domain(self, d, self._active_run(d), path)
         finally:
             d.oplock.release()
 
@@ -1192,8 +1274,8 @@ class QemuDriver(NetworkBackend, Driver):
         d = self._locked(dom)
         try:
             if d.run is not None:
-                raise NoSupportError("the QEMU driver does not hot-plug vCPUs of a running "
-                                     "domain yet (domain_set_vcpus on an active domain)")
+                qvcpus.set_live_vcpus(self, d, d.run, count)
+                return
             pins = tuple(p for p in d.config.vcpu_pins if p.vcpu < count)
             self._redefine(d, dataclasses.replace(d.config, vcpus=count, vcpus_current=None,
                                                   vcpu_pins=pins))
@@ -1243,9 +1325,8 @@ class QemuDriver(NetworkBackend, Driver):
         d = self._locked(dom)
         try:
             if d.run is not None:
-                op = "domain_attach_device" if attach else "domain_detach_device"
-                raise NoSupportError(f"the QEMU driver does not hot-plug devices of a running "
-                                     f"domain yet ({op} on an active domain)")
+                (hotplug.attach if attach else hotplug.detach)(self, d, d.run, device)
+                return
             config = _attach(d.config, device) if attach else _detach(d.config, device)
             self._redefine(d, self._prepare(config))
         finally:
@@ -1309,8 +1390,11 @@ def _with_runtime(config: DomainConfig, ptys: Mapping[str, str],
             c = dataclasses.replace(c, source_path=path,
                                     tty=path if c.kind == "console" else c.tty)
         chardevs.append(c)
-    graphics = tuple(dataclasses.replace(g, port=vnc_port) if g.type == "vnc" and vnc_port
-                     else g for g in config.graphics)
+    # A port QEMU chose is marked autoport='yes' (as libvirt shows it): a saved live
+    # configuration must not ask a restored guest for that port.
+    graphics = tuple(dataclasses.replace(g, port=vnc_port,
+                                         autoport=True if g.port in (None, -1) else g.autoport)
+                     if g.type == "vnc" and vnc_port else g for g in config.graphics)
     return dataclasses.replace(config, chardevs=tuple(chardevs), graphics=graphics)
 
 

@@ -40,10 +40,10 @@ class _Relay(EventListener):
 
     def __init__(self, callback: Callable[[Mapping[str, Any]], None]) -> None:
         super().__init__()
-        self._callback = callback
+        self.callback = callback
 
     async def put(self, event: Message) -> None:
-        self._callback(event)
+        self.callback(event)
 
 
 class Monitor:
@@ -52,8 +52,13 @@ class Monitor:
     def __init__(self, name: str, on_event: Callable[[Mapping[str, Any]], None]) -> None:
         self.name = name
         self.client = QMPClient(name)
-        self.client.register_listener(_Relay(on_event))
+        self._relay = _Relay(on_event)
+        self.client.register_listener(self._relay)
         self.closed = False
+
+    def set_event_handler(self, on_event: Callable[[Mapping[str, Any]], None]) -> None:
+        """Hand the events from now on to ``on_event`` (a domain renamed under it)."""
+        self._relay.callback = on_event
 
     async def connect(self, path: str) -> None:
         """Connect, read the greeting and negotiate capabilities."""
@@ -75,6 +80,16 @@ class Monitor:
             raise MonitorClosedError(f"the QMP monitor of domain '{self.name}' closed during "
                                      f"'{command}' ({type(e).__name__})",
                                      domain=ErrorDomain.QEMU) from None
+
+    async def pass_fd(self, fd: int, name: str) -> None:
+        """Give QEMU a copy of descriptor ``fd`` under ``name`` (``getfd``), for
+        commands that take ``fd:NAME`` (``migrate``, ``dump-guest-memory``)."""
+        try:
+            self.client.send_fd_scm(fd)
+        except (QMPError, OSError) as e:
+            raise MonitorClosedError(f"cannot pass a file descriptor to QEMU for domain "
+                                     f"'{self.name}': {e}", domain=ErrorDomain.QEMU) from None
+        await self.execute("getfd", {"fdname": name})
 
     async def close(self) -> None:
         """Disconnect (idempotent); QEMU goes on running."""
