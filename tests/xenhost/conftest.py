@@ -11,6 +11,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,13 +27,19 @@ from tests.xenhost.harness import (
 )
 
 
+_RUN_TIMINGS: dict[str, float] = {}  # host-side steps, printed with the hosts' timings
+
+
 @pytest.fixture(scope="session")
 def xen_image() -> XenImage:
     """The image, built by scripts/build-xen-host or taken from its cache."""
+    started = time.monotonic()
     try:
-        return build_xen_image()
+        image = build_xen_image()
     except XenHostError as err:
         pytest.fail(f"cannot build the Xen host image:\n{err}", pytrace=False)
+    _RUN_TIMINGS["scripts/build-xen-host"] = time.monotonic() - started
+    return image
 
 
 @pytest.fixture(scope="session")
@@ -48,6 +55,7 @@ def xen_host(xen_image: XenImage) -> Iterator[XenHost]:
         yield host
     finally:
         host.close()
+        host.timings["QEMU peak RSS (MiB, not s)"] = host.peak_rss_mib
     assert host.returncode is not None, "QEMU of the Xen host was not reaped"
     assert not host.tmpdir.exists(), f"{host.tmpdir} left behind"
 
@@ -56,6 +64,7 @@ def xen_host(xen_image: XenImage) -> Iterator[XenHost]:
 def virtkit_wheel() -> Iterator[Path]:
     """A wheel built from the current checkout (maturin reuses target/, so this
     is quick after `pip install .`)."""
+    started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="virtkit-wheel-") as tmp:
         proc = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
@@ -65,6 +74,7 @@ def virtkit_wheel() -> Iterator[Path]:
         if proc.returncode != 0 or len(wheels) != 1:
             pytest.fail(f"building the virtkit wheel failed ({proc.returncode}):\n"
                         f"{proc.stderr}{proc.stdout}", pytrace=False)
+        _RUN_TIMINGS["build the virtkit wheel (pip wheel)"] = time.monotonic() - started
         yield wheels[0]
 
 
@@ -98,11 +108,13 @@ def no_domain_left_behind(request: pytest.FixtureRequest) -> Iterator[None]:
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """What the Xen host's boots and operations took, for the CI log."""
+    rows = dict(_RUN_TIMINGS)
     for host in started_hosts():
-        if host.timings:
-            terminalreporter.section("nested Xen host timings (s)")
-            for name, seconds in host.timings.items():
-                terminalreporter.write_line(f"{name:40} {seconds:8.2f}")
+        rows.update(host.timings)
+    if rows:
+        terminalreporter.section("nested Xen host: seconds (and sizes) measured in this run")
+        for name, seconds in rows.items():
+            terminalreporter.write_line(f"{name:40} {seconds:8.2f}")
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:

@@ -128,9 +128,9 @@ def test_virtkit_wheel_imports_in_dom0(dom0_virtkit: XenHost) -> None:
             "print(sys.version_info[:2] == (3, 11), virtkit.__file__); "
             "print(virtkit.normalize_uuid('4DEA22B31D52D8F32516782E98AB3FA0'))")
     for user in ("root", DOM0_USER):
-        out = host.check_output(["python3", "-c", code], user=user).splitlines()
-        assert out[0] == "True /usr/local/lib/python3.11/dist-packages/virtkit/__init__.py"
-        assert out[1] == "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
+        lines = host.check_output(["python3", "-c", code], user=user).splitlines()
+        assert lines[0] == "True /usr/local/lib/python3.11/dist-packages/virtkit/__init__.py"
+        assert lines[1] == "4dea22b3-1d52-d8f3-2516-782e98ab3fa0"
     assert host.run(["virtkit", "--help"]).status == 0
     status, out, err = host.run(["python3", "-m", "pytest", "--version"])
     assert status == 0 and re.search(r"pytest \d", out + err)
