@@ -9,8 +9,9 @@ API refuses. They import what they need when they run: the XML layer, JSON
 and the progress bar are loaded only by the commands that use them.
 
 The commands are those of libvirt 0.2.2's virsh, each taking a domain by id,
-UUID or name, plus ``net-info`` and ``list --name/--uuid/--id`` from today's
-virsh and ``--json`` on the listing and info commands.
+UUID or name, plus ``net-info``, ``net-dhcp-leases``, ``domifaddr`` and
+``list --name/--uuid/--id`` from today's virsh and ``--json`` on the listing
+and info commands.
 """
 
 from __future__ import annotations
@@ -207,6 +208,40 @@ def cmd_domstate(s: Session, a: Args) -> None:
         _json(s, {"name": dom.name, "state": _state_label(state), "state_code": state})
         return
     s.print(_state_label(state) + "\n")
+
+
+#: ``domifaddr --source`` words -> virtkit.domain.InterfaceAddressSource values.
+ADDRESS_SOURCES = {"lease": 0, "agent": 1, "arp": 2}
+
+
+def _protocol(ip_type: int) -> str:
+    return "ipv6" if int(ip_type) == 1 else "ipv4"
+
+
+def cmd_domifaddr(s: Session, a: Args) -> None:
+    dom = _dom_arg(s, a)
+    word = a.optional_text("source") or "lease"
+    if word not in ADDRESS_SOURCES:
+        raise CommandError(_("Unknown data source '%s' (known: lease, agent, arp)") % word)
+    only = a.optional_text("interface")
+    ifaces = _attempt(_("Failed to query for interfaces addresses"),
+                      lambda: dom.interface_addresses(ADDRESS_SOURCES[word]))
+    ifaces = [i for i in ifaces if only is None or i.name == only or i.hwaddr == only]
+    if a.flag("json"):
+        _json(s, [{"name": i.name, "hwaddr": i.hwaddr,
+                   "addresses": [{"protocol": _protocol(x.type), "address": x.addr,
+                                  "prefix": x.prefix} for x in i.addrs]} for i in ifaces])
+        return
+    # virsh's own fixed-width layout (not its table layout): 79 dashes under the header.
+    out = [" %-10s %-20s %-8s     %s\n" % (_("Name"), _("MAC address"), _("Protocol"),
+                                          _("Address")), "-" * 79 + "\n"]
+    for i in ifaces:
+        for n, x in enumerate(i.addrs or ()):
+            first = n == 0 or a.flag("full")
+            out.append(" %-10s %-17s    %-12s %s\n" % (
+                i.name if first else "-", (i.hwaddr or "-") if first else "-",
+                _protocol(x.type), f"{x.addr}/{x.prefix}"))
+    s.print("".join(out))
 
 
 def cmd_domid(s: Session, a: Args) -> None:
@@ -623,11 +658,46 @@ def cmd_net_info(s: Session, a: Args) -> None:
     autostart = _attempt(failed, net.get_autostart)
     pairs = [(_("Name:"), net.name), (_("UUID:"), net.uuid_string), (_("Active:"), _yes_no(active)),
              (_("Persistent:"), _yes_no(persistent)), (_("Autostart:"), _yes_no(autostart))]
+    bridge: str | None = None
     try:
-        pairs.append((_("Bridge:"), net.bridge_name()))
+        bridge = net.bridge_name()
+        pairs.append((_("Bridge:"), bridge))
     except Exception:  # noqa: BLE001 - virsh leaves the line out when there is no bridge
         pass
+    if a.flag("json"):
+        _json(s, {"name": net.name, "uuid": net.uuid_string, "active": active,
+                  "persistent": persistent, "autostart": autostart, "bridge": bridge})
+        return
     s.print(fields(pairs, 15))
+
+
+def _expiry(seconds: int) -> str:
+    """virsh's lease expiry: local time, to the second."""
+    import time
+
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(seconds))
+
+
+def cmd_net_dhcp_leases(s: Session, a: Args) -> None:
+    net = _net_arg(s, a)
+    mac = a.optional_text("mac")
+    leases = _attempt(_("Failed to get leases info for %s") % net.name,
+                      lambda: net.dhcp_leases(mac))
+    leases = sorted(leases, key=lambda x: (x.mac or x.iaid or "", x.ipaddr))
+    if a.flag("json"):
+        _json(s, [{"expiry_time": x.expiry_time, "mac": x.mac, "iaid": x.iaid,
+                   "protocol": _protocol(x.type), "address": x.ipaddr, "prefix": x.prefix,
+                   "hostname": x.hostname, "client_id": x.client_id, "interface": x.iface}
+                  for x in leases])
+        return
+    from virtkit.cli.output import table
+
+    s.print(table(
+        (_("Expiry Time"), _("MAC address"), _("Protocol"), _("IP address"), _("Hostname"),
+         _("Client ID or DUID")),
+        [(_expiry(x.expiry_time), x.mac or "-", _protocol(x.type), f"{x.ipaddr}/{x.prefix}",
+          x.hostname or "-", x.client_id or "-") for x in leases],
+        quiet=s.quiet))
 
 
 def cmd_net_create(s: Session, a: Args) -> None:
@@ -851,6 +921,15 @@ COMMANDS: tuple[Command, ...] = (
             (_DOMAIN, Opt("vcpu", "int", N_("the virtual CPU number"), True, True),
              Opt("cpulist", "string", N_("host CPU list, e.g. 0-3,^2,6"), True, True))),
     # domain monitoring
+    Command("domifaddr", cmd_domifaddr, N_("a running domain's interface addresses"),
+            N_("Print the IP addresses of a running domain's interfaces, from the DHCP leases "
+               "of the networks they are on."),
+            (_DOMAIN,
+             Opt("interface", "string", N_("only this interface (its device name or MAC)")),
+             Opt("full", "bool", N_("print the name and MAC on every address line")),
+             Opt("source", "string", N_("where the addresses come from: lease (the default), "
+                                        "agent or arp")),
+             _JSON), group="monitor"),
     Command("dominfo", cmd_dominfo, N_("domain information"),
             N_("Print the id, name, UUID, state, CPUs and memory of a domain."),
             (_DOMAIN, _JSON), group="monitor"),
@@ -897,12 +976,16 @@ COMMANDS: tuple[Command, ...] = (
                "starting it."), (_FILE,), group="network"),
     Command("net-destroy", cmd_net_destroy, N_("stop a network"),
             N_("Take an active network down."), (_NETWORK,), group="network"),
+    Command("net-dhcp-leases", cmd_net_dhcp_leases, N_("the DHCP leases of a network"),
+            N_("Print the unexpired leases the network's DHCP server has handed out."),
+            (_NETWORK, Opt("mac", "string", N_("only the leases of this MAC address")), _JSON),
+            group="network"),
     Command("net-dumpxml", cmd_net_dumpxml, N_("print a network's XML description"),
             N_("Print the XML description of a network on standard output."),
             (_NETWORK, Opt("inactive", "bool", N_("print the defined configuration"))),
             group="network"),
     Command("net-info", cmd_net_info, N_("network information"),
-            N_("Print the name, UUID, state and bridge of a network."), (_NETWORK,),
+            N_("Print the name, UUID, state and bridge of a network."), (_NETWORK, _JSON),
             group="network"),
     Command("net-list", cmd_net_list, N_("list networks"),
             N_("List the active networks, or the inactive ones, or all of them."),
