@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Callable
@@ -232,7 +233,10 @@ def test_define_of_active_network_applies_at_next_start_and_undefine_keeps_it_ru
         agent: Agent, world: World) -> None:
     ref = agent.define_network(parse_network(nat_xml("redef", 195, bridge="vkbr195")))
     agent.network_start(ref)
-    agent.define_network(parse_network(nat_xml("redef", 196, bridge="vkbr195")))
+    with pytest.raises(virtkit.NetworkExistsError, match="already exists with uuid"):
+        agent.define_network(parse_network(nat_xml("redef", 196, bridge="vkbr195")))
+    again = parse_network(nat_xml("redef", 196, bridge="vkbr195"))
+    agent.define_network(dataclasses.replace(again, uuid=ref.uuid))
     assert agent.network_get_config(ref, False).ips[0].address == "192.168.195.1"
     assert agent.network_get_config(ref, True).ips[0].address == "192.168.196.1"
     assert world.daemon.addresses("vkbr195") == ["192.168.195.1/24"]

@@ -36,7 +36,9 @@ Life cycle of a network
 - undefine: the definition and autostart mark go; an active network keeps
   running, transient.
 - create: a transient network, defined and started in one call (or, for a
-  defined inactive network of that name, a start with this document).
+  defined inactive network of that name and UUID, a start with this document).
+  A document naming an existing network must carry its UUID (define and
+  create), as with libvirt, which gives a document without one a new UUID.
 
 Crash recovery: :meth:`NetworkManager.open` reads every status file. A
 network recorded ``active`` whose bridge (recognised by its alias, see
@@ -295,7 +297,9 @@ class NetworkManager:
         """The known network ``cfg`` refers to (by UUID or name); NetworkExistsError on a clash."""
         with self._lock:
             named = self._by_name.get(cfg.name)
-            if named is not None and cfg.uuid is not None and named != cfg.uuid:
+            # As libvirt: a document without a UUID gets a new one, so it cannot
+            # name an existing network (redefinitions carry the network's UUID).
+            if named is not None and (cfg.uuid is None or named != cfg.uuid):
                 raise NetworkExistsError(
                     f"network '{cfg.name}' already exists with uuid {format_uuid(named)}")
             if cfg.uuid is not None and cfg.uuid in self._nets:
