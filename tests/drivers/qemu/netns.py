@@ -141,11 +141,15 @@ class NetnsWorld:
     def leftovers(self) -> dict[str, list[str]]:
         """What the daemon namespace holds beyond its baseline."""
         tables = self.daemon_ns.nft_tables()
+        qemu_files = [str(p) for d in (self.daemon.socket_dir / "qemu",
+                                       self.daemon.config_dir / "qemu")
+                      if d.exists() for p in d.rglob("*") if p.is_file()]
         return {
             "links": sorted(set(self.daemon_ns.links()) - self.baseline_links),
             "nft tables": tables,
             "QEMU processes": [str(p) for p in self.daemon.qemu_pids()],
             "taps": [n for n in self.daemon_ns.links() if n.startswith("vnet")],
+            "QEMU driver files": qemu_files,
         }
 
     def close(self) -> dict[str, list[str]]:
