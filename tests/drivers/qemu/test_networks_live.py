@@ -387,3 +387,48 @@ def test_taps_of_adopted_guests_are_removed_when_they_stop(world: NetnsWorld,
                 dom.undefine()
             if "nat3" in conn.list_networks():
                 conn.lookup_network_by_name("nat3").destroy()
+
+
+# --- hot-plug ---------------------------------------------------------------------------------------
+
+#: Typed into the guest: until the kernel has the hot-plugged NIC (ACPI tells it soon after).
+WAIT_NIC = "n=0; while [ ! -e /sys/class/net/{dev} ] && [ $n -lt 100 ]; do n=$((n+1)); sleep 0.2; done"
+
+
+def test_hotplug_network_and_bridge_interfaces(world: NetnsWorld, network: Any,
+                                               guests: Any) -> None:
+    hot1 = network(network_xml("hot1", 163))
+    ns = world.daemon_ns
+    ns.ip("link", "add", "vkhbr1", "type", "bridge", "forward_delay", "0")
+    try:
+        ns.ip("addr", "add", "10.89.0.1/24", "dev", "vkhbr1")
+        ns.ip("link", "set", "vkhbr1", "up")
+        g = guests("g-hot", nic("user"))
+        g.ready()
+        before = set(taps(world))
+        on_net = nic("network", "hot1", mac="52:54:00:00:63:01")
+        g.dom.attach_device(on_net)
+        [tap] = set(taps(world)) - before
+        assert taps(world)[tap]["master"] == hot1.bridge_name()
+        live = g.dom.xml_desc()
+        assert f"<target dev='{tap}'/>" in live and "<source network='hot1' bridge=" in live
+        # The guest sees a new NIC (eth1): bring it up and ask for a lease.
+        status, out = g.run(f"{WAIT_NIC.format(dev='eth1')}; ip link set eth1 up && "
+                            "udhcpc -i eth1 -n -q -t 5 -T 1 -s /etc/udhcpc.script", timeout=60)
+        assert status == 0, out
+        lease = g.con().expect(r"VIRTKIT-LEASE ip=(\S+) .*iface=eth1", 30, from_start=True)
+        assert lease[1].startswith("192.168.163.")
+        assert g.ping("192.168.163.1") == 3
+        g.dom.attach_device(nic("bridge", "vkhbr1", mac="52:54:00:00:89:02"))
+        status, out = g.run(f"{WAIT_NIC.format(dev='eth2')}; ip link set eth2 up && "
+                            "ip addr add 10.89.0.2/24 dev eth2", timeout=60)
+        assert status == 0, out
+        assert g.ping("10.89.0.1") == 3
+        bridge_tap = next(n for n, link in taps(world).items() if link.get("master") == "vkhbr1")
+        g.dom.detach_device(on_net)
+        assert tap not in taps(world), "the tap goes with the interface"
+        assert "52:54:00:00:63:01" not in g.dom.xml_desc()
+        g.dom.destroy()
+        assert bridge_tap not in taps(world)
+    finally:
+        ns.ip("link", "del", "vkhbr1", check=False)

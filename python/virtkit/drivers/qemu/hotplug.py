@@ -15,16 +15,17 @@ Attach
     ACPI PCI hot-plug (``pc`` machines with ``<acpi/>``; QEMU refuses PCI
     hot-plug on ``q35``'s root bus, and says so). A device on a controller
     (SCSI, USB) needs that controller to exist already. If a step fails, the
-    steps before it are undone. Not hot-pluggable: IDE, SATA and floppy disks,
-    ISA NICs, and interfaces whose host side is a tap (``network``,
-    ``bridge``, ``ethernet``: their taps are made at start).
+    steps before it are undone. An interface whose host side is a tap
+    (``network``, ``bridge``, ``ethernet``) first gets its tap, made as at
+    start (:func:`~virtkit.drivers.qemu.networking.plug_tap`), which QEMU opens
+    by name. Not hot-pluggable: IDE, SATA and floppy disks, and ISA NICs.
 
 Detach
     The device is found as for an inactive domain (a disk by its target, a NIC
     by its MAC), then ``device_del``: QEMU asks the guest to release it and
     reports ``DEVICE_DELETED`` when it has. Only then are its block nodes
-    (``blockdev-del``) or network back end (``netdev_del``) removed and the
-    device dropped from the live configuration. A guest that does not release
+    (``blockdev-del``) or network back end (``netdev_del``, then its tap) removed
+    and the device dropped from the live configuration. A guest that does not release
     the device within :data:`DETACH_TIMEOUT` seconds gets an error; the
     removal stays pending in QEMU and completes (configuration included)
     whenever the guest lets it go.
@@ -38,9 +39,11 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from virtkit.drivers.qemu import networking
 from virtkit.drivers.qemu.command import (
     CommandContext,
     DeviceParts,
+    Tap,
     device_parts,
     disk_names,
     interface_ids,
@@ -104,10 +107,6 @@ def attach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
                            "QEMU guest (disks and interfaces can)")
     live = run.live
     if isinstance(device, Interface):
-        if device.type in _TAP_TYPES:
-            raise _unsupported(f"an interface of type '{device.type}' cannot be added to a "
-                               "running guest: its tap is made when the domain starts (attach "
-                               "it to the definition, or use type 'user')")
         taken = {device_id for _, device_id in interface_ids(live)}
         n = 0
         while f"net{n}" in taken:
@@ -120,12 +119,29 @@ def attach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
     resolved = driver._resolve(new_live)
     ctx = CommandContext(qmp_socket="/dev/null", emulator=resolved.emulator,
                          machine=resolved.machine)
-    parts = device_parts(new_live, device, ctx)
+    if isinstance(device, Interface) and device.type in _TAP_TYPES:
+        parts = device_parts(new_live, device, dataclasses.replace(
+            ctx, taps={len(live.interfaces): Tap(ifname="virtkit-check")}))
+    else:
+        parts = device_parts(new_live, device, ctx)
     if parts.device["driver"] in _FIXED_DEVICES:
         raise _unsupported(f"a {parts.device['driver']} device cannot be added to a running "
                            "guest (its bus is not hot-pluggable); virtio and SCSI disks and "
                            "PCI NICs can")
-    driver._call(_plug(run, parts, isinstance(device, Disk)), 60.0)
+    tapped: Interface | None = None
+    if isinstance(device, Interface) and device.type in _TAP_TYPES:
+        index = len(live.interfaces)
+        tapped, tap = networking.plug_tap(new_live, index, device, driver._net_manager,
+                                          log_path=str(driver.dirs.log_file(d.name)))
+        device = tapped
+        new_live = _attach(live, device)
+        parts = device_parts(new_live, device, dataclasses.replace(ctx, taps={index: tap}))
+    try:
+        driver._call(_plug(run, parts, isinstance(device, Disk)), 60.0)
+    except BaseException:
+        if tapped is not None:
+            networking.unplug_tap(tapped)
+        raise
     with driver._lock:
         run.live = _attach(run.live, device)
     driver._save_status(d, run)
@@ -193,9 +209,6 @@ def detach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
         if index is None:
             raise _failed(f"no matching device found in domain '{d.name}' to detach")
         found = live.interfaces[index]
-        if found.type in _TAP_TYPES:
-            raise _unsupported(f"an interface of type '{found.type}' cannot be removed from a "
-                               "running guest (its tap lives as long as QEMU)")
         netdev_id, device_id = interface_ids(live)[index]
         backends = [{"id": netdev_id}]
     else:
@@ -225,7 +238,7 @@ async def _unplug(driver: QemuDriver, d: _Domain, run: _Run, found: Disk | Inter
                 run.live = _detach(run.live, found)
             except VirtError:
                 pass
-        cleanup = loop.create_task(_after_unplug(driver, d, run, backends, disk))
+        cleanup = loop.create_task(_after_unplug(driver, d, run, found, backends, disk))
         if not released.done():
             released.set_result(cleanup)
         return True
@@ -249,10 +262,12 @@ async def _unplug(driver: QemuDriver, d: _Domain, run: _Run, found: Disk | Inter
                   f"{DETACH_TIMEOUT:g} s; the removal stays pending and completes when it does")
 
 
-async def _after_unplug(driver: QemuDriver, d: _Domain, run: _Run,
+async def _after_unplug(driver: QemuDriver, d: _Domain, run: _Run, found: Disk | Interface,
                         backends: list[dict[str, Any]], disk: bool) -> None:
     for backend in backends:
         await _remove_backend(run, backend, disk)
+    if isinstance(found, Interface) and found.type in _TAP_TYPES and not run.gone.is_set():
+        networking.unplug_tap(found)  # QEMU has closed it (netdev_del)
     if not run.gone.is_set():
         try:
             driver._save_status(d, run)
