@@ -10,7 +10,10 @@ line and the output of ``ping``, ``nc`` and ``nslookup`` typed into its shell.
 
 from __future__ import annotations
 
+import grp
+import json
 import os
+import pwd
 import shutil
 import textwrap
 import time
@@ -432,3 +435,67 @@ def test_hotplug_network_and_bridge_interfaces(world: NetnsWorld, network: Any,
         assert bridge_tap not in taps(world)
     finally:
         ns.ip("link", "del", "vkhbr1", check=False)
+
+
+# --- owners and the command line ---------------------------------------------------------------------
+
+def _shown(number: int, lookup: Any) -> int | str:
+    """How ``ip -j`` shows a uid or gid: by name when the system knows it."""
+    try:
+        return str(lookup(number)[0])
+    except KeyError:
+        return number
+
+
+def test_taps_belong_to_the_domains_dac_owner(world: NetnsWorld, conn: virtkit.Connection,
+                                              network: Any) -> None:
+    from tests.drivers.qemu.guests import guest_xml
+
+    network(network_xml("own1", 164))
+    seclabel = ("<seclabel type='static' model='dac' relabel='no'>"
+                "<label>+1000:+1001</label></seclabel>")
+    dom = conn.create_domain(guest_xml("fw-owned", None, extra=seclabel,
+                                       extra_devices=nic("network", "own1")))
+    try:
+        tap = dom.xml_desc().split("<target dev='")[1].split("'")[0]
+        data = taps(world)[tap]["linkinfo"]["info_data"]
+        assert (data["user"], data["group"]) == (_shown(1000, pwd.getpwuid),
+                                                 _shown(1001, grp.getgrgid)), data
+    finally:
+        dom.destroy()
+    assert tap not in taps(world)
+
+
+def test_networks_and_leases_through_the_cli(world: NetnsWorld, guests: Any,
+                                             tmp_path: Path) -> None:
+    from tests.cli._helpers import clean_env
+    from tests.cli._helpers import run as cli
+
+    uri = world.daemon.uri
+    xml = tmp_path / "cli1.xml"
+    xml.write_text(network_xml("cli1", 165, bridge="vkcli1"))
+
+    def virtkit_(*line: str) -> str:
+        result = cli(["-c", uri, *line], env=clean_env(TZ="UTC"))
+        assert result.rc == 0, result.err
+        return result.out
+
+    assert "Network cli1 defined" in virtkit_("net-define", str(xml))
+    assert "cli1" in virtkit_("net-list", "--inactive", "--name")
+    virtkit_("net-autostart", "cli1")
+    assert "Network cli1 started" in virtkit_("net-start", "cli1")
+    info = json.loads(virtkit_("net-info", "--json", "cli1"))
+    assert info["active"] and info["autostart"] and info["bridge"] == "vkcli1"
+    assert virtkit_("net-name", info["uuid"]).strip() == "cli1"
+    assert "<bridge name='vkcli1'" in virtkit_("net-dumpxml", info["uuid"])
+    g = guests("g-cli", nic("network", "cli1", mac="52:54:00:00:65:01"))
+    ip = g.lease()["ip"]
+    leases = json.loads(virtkit_("net-dhcp-leases", "cli1", "--json"))
+    assert [(x["mac"], x["address"], x["interface"]) for x in leases] == \
+        [("52:54:00:00:65:01", ip, "vkcli1")]
+    table = virtkit_("net-dhcp-leases", "cli1", "--mac", "52:54:00:00:65:01")
+    assert f"{ip}/24" in table and "ipv4" in table
+    assert f"{ip}/24" in virtkit_("domifaddr", "g-cli")
+    g.close()
+    assert "Network cli1 destroyed" in virtkit_("net-destroy", "cli1")
+    assert "Network cli1 has been undefined" in virtkit_("net-undefine", "cli1")
