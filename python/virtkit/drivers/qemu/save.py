@@ -99,12 +99,13 @@ def _migration_over(name: str, data: Mapping[str, Any]) -> bool:
 
 
 async def _migration_error(monitor: Monitor) -> str:
+    """QEMU's reason for a failed migration, or "" when it cannot say (it exited)."""
     try:
         info = await monitor.execute("query-migrate")
     except VirtError:
-        return "no details"
+        return ""
     desc = info.get("error-desc") if isinstance(info, dict) else None
-    return str(desc) if desc else "no details"
+    return str(desc) if desc else ""
 
 
 # ====================================================================== configurations
@@ -277,8 +278,8 @@ async def _send(driver: QemuDriver, d: _Domain, run: _Run, fd: int, flusher: _Fl
         if over is None:
             raise _qemu_error(f"QEMU exited while saving domain '{d.name}'")
         if over.get("status") != "completed":
-            raise _qemu_error(f"QEMU could not save domain '{d.name}': "
-                              f"{await _migration_error(monitor)}")
+            why = await _migration_error(monitor)
+            raise _qemu_error(f"QEMU could not save domain '{d.name}'{': ' + why if why else ''}")
         length = os.fstat(fd).st_size - len(data)
         offset, patch = savefile.stream_length_patch(length)
         os.pwrite(fd, patch, offset)
@@ -369,12 +370,12 @@ async def receive(driver: QemuDriver, d: _Domain, run: _Run, incoming: Incoming)
     over = await wait_event(run, _migration_over, exited, SAVE_TIMEOUT,
                             lambda: monitor.execute("migrate-incoming",
                                                     {"uri": f"fd:{incoming.fd}"}))
-    if over is None:
-        raise SaveFileError(f"QEMU exited while loading the saved state of domain '{d.name}' "
-                            f"from '{incoming.path}'")
-    if over.get("status") != "completed":
+    if over is None or over.get("status") != "completed":
+        # QEMU 7.2 exits after a failed incoming migration: its reason is in its log,
+        # which the start path appends to this message.
+        why = await _migration_error(monitor) if over is not None else ""
         raise SaveFileError(f"QEMU could not load the saved state of domain '{d.name}' from "
-                            f"'{incoming.path}': {await _migration_error(monitor)}")
+                            f"'{incoming.path}'{': ' + why if why else ''}")
 
 
 # ====================================================================== core dumps
