@@ -72,8 +72,6 @@ TARGETS = [
            marks=[pytest.mark.qemu, pytest.mark.guest], uri_fixture="virtkitd_qemu_uri",
            settle=lambda dom: _qemu_guest_settle(dom),
            unsupported={
-               "test_save_and_restore_through_a_real_file":
-                   "QEMU driver: domain_save and restore_domain come with issue 6",
                **({} if os.geteuid() == 0 else {
                    test: "qemu:///session has no virtual networks (a system daemon needs root)"
                    for test in ("test_define_start_destroy_undefine",
