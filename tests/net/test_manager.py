@@ -94,7 +94,7 @@ def test_default_network_on_first_system_start_skips_a_covered_subnet(
     ref = a.lookup_network_by_name("default")
     assert a.network_get_autostart(ref) and a.network_is_active(ref)
     cfg = a.network_get_config(ref, False)
-    assert (cfg.forward_mode, cfg.bridge, cfg.stp) == ("nat", "virbr0", True)
+    assert (cfg.forward_mode, cfg.bridge, cfg.stp) == ("nat", "virbr0", False)
     assert cfg.ips[0].address == "192.168.123.1"
     assert cfg.ips[0].dhcp_ranges[0].start == "192.168.123.2"
     assert world.daemon.addresses("virbr0") == ["192.168.123.1/24"]

@@ -55,7 +55,11 @@ every lease survives. More than :data:`MAX_RESTARTS` deaths within
 Default network: on the first start of a system daemon with no networks,
 ``default`` is defined and marked autostart, as libvirt ships it: NAT,
 ``virbr0``, 192.168.122.0/24 with DHCP .2-.254, or the next 192.168.N.0/24
-that no route or address covers.
+that no route or address covers. Unlike libvirt's, its bridge runs without
+STP: the kernel holds every new port of an STP bridge for twice the forward
+delay, at least 4 s, so a guest that boots faster than that lost its first
+DHCP requests; the bridge's ports are the guests' taps, which make no loop
+unless a guest bridges two of its own NICs.
 
 Threads: the contract's read operations take a short table lock only
 (:data:`~virtkit.net.backend.NETWORK_FAST_OPERATIONS`); every mutating
@@ -790,7 +794,7 @@ def default_network(route_overlap: Callable[[list[validate.Subnet]], str | None]
         uuid=generate_uuid_bytes(),
         forward_mode="nat",
         bridge="virbr0",
-        stp=True,
+        stp=False,
         delay=0,
         mac=_random_mac(),
         ips=(IPConfig(address=f"192.168.{third}.1", prefix=24,

@@ -126,7 +126,7 @@ def test_default_network_is_defined_and_autostarted(world: NetnsWorld,
     assert conn.list_networks() == ["default"]
     net = conn.lookup_network_by_name("default")
     assert net.is_persistent() and net.autostart and net.bridge_name() == "virbr0"
-    assert "<bridge name='virbr0'" in net.xml_desc()
+    assert "<bridge name='virbr0' stp='off'" in net.xml_desc(), "no 4 s STP hold on new taps"
     assert "192.168.122.1" in world.daemon_ns.addresses("virbr0")[0]
     assert (world.daemon.config_dir / "network" / "default.xml").exists()
     # Undefined while active: it keeps running, transient; destroyed: gone, and a
