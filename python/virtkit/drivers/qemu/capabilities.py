@@ -379,6 +379,27 @@ def parse_accel_help(text: str) -> tuple[str, ...]:
 # ====================================================================== discovery
 
 
+#: Directory -> (its mtime, the qemu-system-<arch> names in it): a start looks for
+#: binaries each time, and listing /usr/bin is most of that; an unchanged
+#: directory (same mtime) has the same names.
+_DIR_NAMES: dict[str, tuple[int, list[str]]] = {}
+
+
+def _qemu_names(directory: str) -> list[str]:
+    try:
+        mtime = os.stat(directory).st_mtime_ns
+        cached = _DIR_NAMES.get(directory)
+        if cached is not None and cached[0] == mtime:
+            return cached[1]
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    matching = [n for n in names if (m := _BINARY.match(n)) is not None
+                and m.group(1) in BINARY_ARCHES]
+    _DIR_NAMES[directory] = (mtime, matching)
+    return matching
+
+
 def find_binaries(search_path: Sequence[str] | None = None) -> list[str]:
     """Paths of ``qemu-system-<arch>`` binaries (known arches only), one per real file.
 
@@ -390,14 +411,7 @@ def find_binaries(search_path: Sequence[str] | None = None) -> list[str]:
         dirs = list(search_path)
     found: dict[str, str] = {}
     for d in dirs:
-        try:
-            names = sorted(os.listdir(d))
-        except OSError:
-            continue
-        for name in names:
-            m = _BINARY.match(name)
-            if m is None or m.group(1) not in BINARY_ARCHES:
-                continue
+        for name in _qemu_names(d):
             path = os.path.join(d, name)
             if not (os.path.isfile(path) and os.access(path, os.X_OK)):
                 continue

@@ -12,8 +12,9 @@ Save (:func:`save_domain`, for :meth:`QemuDriver.domain_save`)
     stream length in the header, syncs the file (``fdatasync``; a thread has
     been syncing it all along, so little is left) and renames it over the
     target: the path holds a complete save or whatever it held before, never a
-    partial one. Only then does QEMU quit (``quit``): the guest exists, at every
-    moment, in a running QEMU or in a file on disk. The domain is then shut off;
+    partial one. Only then does QEMU quit (``quit``, while the directory is
+    synced): the guest exists, at every moment, in a running QEMU or in a file
+    on disk. The domain is then shut off;
     a transient one is gone, a defined one keeps its definition. When anything
     fails the temporary file is removed, the migration cancelled and a guest
     that was running resumes: the domain stays as it was.
@@ -160,10 +161,18 @@ def _create(tmp: Path) -> int:
 
 
 def _finish(fd: int, tmp: Path, path: str) -> None:
-    """Sync the temporary file and rename it to ``path`` (then sync the directory)."""
+    """Sync the temporary file and rename it to ``path`` (the directory is synced by
+    :func:`_sync_directory`)."""
     try:
         os.fdatasync(fd)
         os.replace(tmp, path)
+    except OSError as e:
+        raise VirtSystemError(f"cannot write '{path}': {e.strerror}", errno=e.errno) from None
+
+
+def _sync_directory(path: str) -> None:
+    """Make the rename of ``path`` durable (``fsync`` of its directory)."""
+    try:
         dirfd = os.open(Path(path).parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         try:
             os.fsync(dirfd)
@@ -204,7 +213,13 @@ def save_domain(driver: QemuDriver, d: _Domain, run: _Run, path: str) -> None:
             if was_running:
                 driver._call(_resume(run), 60)
             raise
-        driver._call(driver._quit(run), QUIT_TIMEOUT)
+        # The state is on disk (under its final name once the directory is synced,
+        # which happens while QEMU quits): QEMU may go.
+        quitting = asyncio.run_coroutine_threadsafe(driver._quit(run), driver._loop)
+        try:
+            _sync_directory(path)
+        finally:
+            quitting.result(QUIT_TIMEOUT)
     except BaseException:
         _discard(fd, tmp)
         fd = None
@@ -390,6 +405,7 @@ def core_dump(driver: QemuDriver, d: _Domain, run: _Run, path: str) -> None:
     try:
         driver._call(dump_to_fd(run, fd), SAVE_TIMEOUT)
         _finish(fd, tmp, path)
+        _sync_directory(path)
     except BaseException:
         _discard(fd, tmp)
         fd = None
