@@ -62,12 +62,13 @@ def xen_host(xen_image: XenImage) -> Iterator[XenHost]:
 
 @pytest.fixture(scope="session")
 def virtkit_wheel() -> Iterator[Path]:
-    """A wheel built from the current checkout (maturin reuses target/, so this
-    is quick after `pip install .`)."""
+    """A wheel built from the current checkout, the way `pip install .` builds it
+    (isolated build environment, same maturin, so cargo reuses target/ and this
+    takes ~5 s after an install; --no-build-isolation would rebuild the crate)."""
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="virtkit-wheel-") as tmp:
         proc = subprocess.run(
-            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
+            [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
              "--disable-pip-version-check", "-w", tmp, str(REPO)],
             capture_output=True, text=True, stdin=subprocess.DEVNULL)
         wheels = sorted(Path(tmp).glob("virtkit-*.whl"))
@@ -78,15 +79,17 @@ def virtkit_wheel() -> Iterator[Path]:
         yield wheels[0]
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def dom0_virtkit(xen_host: XenHost, virtkit_wheel: Path) -> XenHost:
-    """The Xen host with the fresh wheel (and pytest) installed in dom0's Python."""
+    """The Xen host with the fresh wheel (and pytest) installed in dom0's Python.
+    Installed once per boot: after a test restarted the host, the next test
+    that asks for this installs again."""
     try:
-        steps = xen_host.install_virtkit(virtkit_wheel)
+        steps = xen_host.ensure_virtkit(virtkit_wheel)
     except XenHostError as err:
         pytest.fail(f"installing virtkit into dom0 failed:\n{err}", pytrace=False)
     for step, value in steps.items():
-        xen_host.timings[f"install_virtkit: {step}"] = value
+        xen_host.timings[f"install_virtkit (boot {xen_host.boots}): {step}"] = value
     return xen_host
 
 

@@ -199,6 +199,7 @@ class XenHost:
         self.boots = 0
         self.peak_rss_mib = 0.0  # QEMU's largest peak resident memory over the boots so far
         self._transfers = 0
+        self._virtkit_installed: tuple[int, Path, tuple[str, ...]] | None = None
         self._agent: _Agent | None = None
         self._stderr: Any = None
         _STARTED.append(self)
@@ -530,7 +531,16 @@ class XenHost:
         t = time.monotonic()
         self.run(["python3", "-c", "import virtkit, virtkit._core"], check=True)
         timings["import check"] = time.monotonic() - t
+        self._virtkit_installed = (self.boots, wheel.resolve(), tuple(requirements))
         return timings
+
+    def ensure_virtkit(self, wheel: str | os.PathLike[str], *,
+                       requirements: Sequence[str] = ("pytest",)) -> dict[str, float]:
+        """install_virtkit unless this boot already has this wheel (a restart()
+        loses it). Returns install_virtkit's timings, or {} when nothing was done."""
+        if self._virtkit_installed == (self.boots, Path(wheel).resolve(), tuple(requirements)):
+            return {}
+        return self.install_virtkit(wheel, requirements=requirements)
 
     # ------------------------------------------------------------ guests
 
