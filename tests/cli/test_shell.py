@@ -117,7 +117,12 @@ def test_end_of_input_leaves(shell: Terminal) -> None:
 
 
 def test_ctrl_c_abandons_the_line(shell: Terminal) -> None:
-    shell.type(b"destroy alpha\x03")
+    shell.type(b"destroy alpha")
+    # Wait for readline to echo the line: a Ctrl+C sent with the text could be
+    # flushed by the terminal before readline reads, and land between its
+    # signal check and its wait (a lost wake-up the test would mistake for a hang).
+    shell.read_until(b"destroy alpha")
+    shell.type(b"\x03")
     shell.read_until(PROMPT)
     shell.type(b"domstate alpha\r")
     assert b"running" in shell.read_until(PROMPT)
