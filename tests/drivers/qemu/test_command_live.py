@@ -107,7 +107,7 @@ def _free_vnc_display() -> int:
             except OSError:
                 continue
             return display
-    pytest.skip("no free VNC port between 5950 and 5999")
+    pytest.fail("no free VNC port between 5950 and 5999")
 
 
 class _Host:
@@ -145,7 +145,7 @@ class _Host:
             try:
                 os.mknod(node, stat.S_IFCHR | 0o600, os.stat("/dev/null").st_rdev)
             except PermissionError:
-                pytest.skip("block-device disks need root (mknod) to stand in for a device")
+                pytest.fail("block-device disks need root (mknod) to stand in for a device")
             return dataclasses.replace(d, source=str(node))
         fmt = d.driver_type or "raw"
         path = self.tmp / f"disk{i}.{fmt}"

@@ -177,9 +177,12 @@ def test_autostart_starts_a_domain_once(opener: Opener) -> None:
 
 def test_kvm_needs_a_usable_kvm_device(opener: Opener) -> None:
     status = kvm_status()
-    if status.usable:
-        pytest.skip("KVM is usable here")
     conn = opener.open()
+    if status.usable:
+        # On a host whose KVM runs guests, a kvm domain is accepted.
+        dom = conn.define_domain(guest_xml("k", None).replace("type='qemu'", "type='kvm'"))
+        dom.undefine()
+        return
     with pytest.raises(virtkit.VirtError, match="KVM") as err:
         conn.define_domain(guest_xml("k", None).replace("type='qemu'", "type='kvm'"))
     assert err.value.code == ErrorCode.CONFIG_UNSUPPORTED
@@ -223,3 +226,15 @@ def test_session_taps_and_networks_fail_clearly(opener: Opener) -> None:
         conn.define_network("<network><name>n</name><bridge name='vk-never'/></network>")
     for d in (dom, on_net):
         d.undefine()
+
+
+def test_taps_need_cap_net_admin(opener: Opener, monkeypatch: pytest.MonkeyPatch) -> None:
+    from virtkit.drivers.qemu import networking
+
+    monkeypatch.setattr(networking, "can_admin_network", lambda: False)  # a user's daemon
+    conn = opener.open()
+    dom = conn.define_domain(guest_xml("unpriv", None, extra_devices=(
+        "<interface type='bridge'><source bridge='vk-no-such-br'/></interface>")))
+    with pytest.raises(virtkit.OperationDeniedError, match="CAP_NET_ADMIN.*type user"):
+        dom.start()
+    dom.undefine()

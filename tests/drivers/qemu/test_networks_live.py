@@ -34,9 +34,10 @@ pytestmark = [pytest.mark.netns, pytest.mark.qemu, pytest.mark.guest]
 
 _MISSING = [p for p in ("ip", "nft", "dnsmasq", "busybox") if shutil.which(p) is None]
 if os.geteuid() != 0 or _MISSING:
-    pytest.skip("networks in namespaces need root" if os.geteuid() != 0 else
+    # Loud, not silent: the test command runs as root and installs these programs.
+    pytest.fail("networks in namespaces need root" if os.geteuid() != 0 else
                 f"missing programs: {', '.join(_MISSING)} (scripts/test installs them)",
-                allow_module_level=True)
+                pytrace=False)
 
 
 def network_xml(name: str, third: int, *, forward: str | None = "nat", bridge: str = "",
@@ -499,3 +500,33 @@ def test_networks_and_leases_through_the_cli(world: NetnsWorld, guests: Any,
     g.close()
     assert "Network cli1 destroyed" in virtkit_("net-destroy", "cli1")
     assert "Network cli1 has been undefined" in virtkit_("net-undefine", "cli1")
+
+
+# --- bad input ------------------------------------------------------------------------------------
+
+def test_bad_interfaces_fail_the_start_and_leave_nothing(world: NetnsWorld,
+                                                         conn: virtkit.Connection) -> None:
+    from tests.drivers.qemu.guests import guest_xml
+
+    conn.define_network(network_xml("idle1", 166))  # defined, never started
+    cases = [
+        (nic("network", "no-such-net"), virtkit.NoNetworkError, "no-such-net"),
+        (nic("network", "idle1"), virtkit.OperationInvalidError, "not active"),
+        (nic("bridge", "vk-no-br"), virtkit.OperationFailedError, "no such device"),
+        (nic("ethernet", extra="<script path='relative/ifup'/>"), virtkit.InvalidArgumentError,
+         "must be absolute"),
+    ]
+    try:
+        before = set(world.daemon_ns.links())
+        for i, (interface, error, words) in enumerate(cases):
+            # A user NIC first, so a tap made for the second interface would be undone.
+            dom = conn.define_domain(guest_xml(f"fw-bad{i}", None,
+                                               extra_devices=nic("user") + interface))
+            with pytest.raises(error, match=words):
+                dom.start()
+            assert not dom.is_active()
+            assert set(world.daemon_ns.links()) == before, "no tap left behind"
+            dom.undefine()
+        assert not world.daemon.qemu_pids()
+    finally:
+        conn.lookup_network_by_name("idle1").undefine()
