@@ -14,4 +14,6 @@ Modules (import the one you need; this package imports nothing itself):
   ``virtkitd --driver qemu`` serves: it starts and watches the QEMU processes,
   with :mod:`~virtkit.drivers.qemu.monitor` (QMP), :mod:`~virtkit.drivers.qemu.process`
   (spawning, pidfds) and :mod:`~virtkit.drivers.qemu.status` (files on disk).
+- :mod:`~virtkit.drivers.qemu.networking`: guests' tap devices (``network``,
+  ``bridge``, ``ethernet`` interfaces) and the networks of each kind of daemon.
 """
