@@ -350,8 +350,9 @@ def main() -> int:
     for who, m in med.items():
         if {"guest ready", "DHCP DISCOVER", "DHCP OFFER", "reachable"} <= m.keys():
             print(f"  {who}: after the guest's DHCP DISCOVER: OFFER +{m['DHCP OFFER'] - m['DHCP DISCOVER']:.2f} s, "
-                  f"reachable +{m['reachable'] - m['DHCP DISCOVER']:.2f} s; "
-                  f"outside the guest's boot: {m['reachable'] - m['guest ready'] + m['start call']:.2f} s")
+                  f"reachable +{m['reachable'] - m['DHCP DISCOVER']:.2f} s; not the guest's boot "
+                  f"(start call + guest ready -> reachable): "
+                  f"{m['reachable'] - m['guest ready'] + m['start call']:.2f} s")
     print("Ping round trip between two guests (guest's own ping, average of averages):")
     rv, rl = statistics.mean(rtt["virtkit"]), statistics.mean(rtt["libvirt 9.0"])
     print(f"  virtkit {rv:.3f} ms, libvirt {rl:.3f} ms, ratio {rl / rv:.2f}x")

@@ -203,6 +203,9 @@ def test_two_guests_on_a_nat_network(world: NetnsWorld, conn: virtkit.Connection
     assert "<source network='nat1' bridge='vknat1'/>" in live
     assert taps(world)[tap]["master"] == "vknat1"
     assert taps(world)[tap]["address"] == "fe" + mac_a[2:]
+    # QEMU got the tap as a descriptor (the command line is in the domain's log).
+    argv = (world.daemon.state_dir / "qemu" / "log" / "g-a.log").read_text()
+    assert "-netdev tap,id=hostnet0,fd=" in argv and "script=" not in argv
     a.ready()
     b.ready()
     assert a.ping(lease_b["ip"]) == 3
