@@ -546,14 +546,18 @@ class XenHost:
 
     def guest_config(self, name: str, *, type: str = "pv", memory_mib: int = 128, vcpus: int = 1,
                      extra_args: str = "", **keys: str | int) -> str:
-        """An xl config (text) for the test guest: its kernel and initramfs from
-        DOM0_GUEST_DIR, console on hvc0. `keys` are added as further xl keys
-        (values quoted when strings)."""
+        """An xl config (text) for the test guest (`type` pv, pvh or hvm): its
+        kernel and initramfs from DOM0_GUEST_DIR, console on hvc0 (ttyS0 for
+        hvm). `keys` are added as further xl keys (JSON-quoted values: strings
+        and lists of strings are what xl expects)."""
+        hvm = type == "hvm"
         lines = {
             "name": name, "type": type, "memory": memory_mib, "vcpus": vcpus,
-            "kernel": f"{DOM0_GUEST_DIR}/guest-vmlinux",
+            # HVM: QEMU's direct kernel boot wants the bzImage; the console is
+            # the emulated serial port (xenconsoled logs it all the same).
+            "kernel": f"{DOM0_GUEST_DIR}/guest-{'vmlinuz' if hvm else 'vmlinux'}",
             "ramdisk": f"{DOM0_GUEST_DIR}/guest-initrd.gz",
-            "extra": f"console=hvc0 quiet panic=-1 {extra_args}".strip(),
+            "extra": f"console={'ttyS0' if hvm else 'hvc0'} quiet panic=-1 {extra_args}".strip(),
             **keys,
         }
         return "".join(f"{key} = {json.dumps(value)}\n" for key, value in lines.items())

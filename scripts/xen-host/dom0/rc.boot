@@ -16,6 +16,11 @@ mounted /proc || mount -t proc proc /proc
 mounted /sys || mount -t sysfs sysfs /sys
 mounted /dev || mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /dev/shm
+# What udev (absent here) would add to devtmpfs.
+ln -sfn /proc/self/fd /dev/fd
+ln -sf /proc/self/fd/0 /dev/stdin
+ln -sf /proc/self/fd/1 /dev/stdout
+ln -sf /proc/self/fd/2 /dev/stderr
 mounted /dev/pts || mount -t devpts -o gid=5,mode=620 devpts /dev/pts
 mounted /dev/shm || mount -t tmpfs -o mode=1777 tmpfs /dev/shm
 mounted /run || mount -t tmpfs -o mode=755,size=64m tmpfs /run

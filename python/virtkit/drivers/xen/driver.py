@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from virtkit.drivers.interface import OPERATIONS, DomainRef, Driver
+from virtkit.drivers.xen.backend import MAX_VCPUS, XenBackend
 from virtkit.drivers.xen import spellings as sp
 from virtkit.drivers.xen.sxpr import Sx, device_sxpr_kind, format_device_sxpr, format_sxpr, load, parse_sxpr
 from virtkit.drivers.xen.xend import DEFAULT_PORT, DEFAULT_SOCKET, DEFAULT_TIMEOUT, XendClient, domain_path
@@ -72,8 +73,6 @@ if TYPE_CHECKING:
 
 __all__ = ["XenDriver", "XenBackend", "XendBackend", "MAX_VCPUS", "open_xend"]
 
-#: vCPUs per guest (Xen 3's MAX_VIRT_CPUS, what libvirt reported).
-MAX_VCPUS = 32
 #: How long a reply from xend may serve later reads (seconds).
 REUSE_SECONDS = 1.0
 #: Keys of xend's domain S-expression that describe the running instance, not its configuration.
@@ -81,19 +80,6 @@ _RUNTIME_KEYS = frozenset({
     "domid", "state", "shutdown_reason", "cpu_time", "up_time", "start_time", "online_vcpus",
     "store_mfn", "console_mfn", "status", "memory_dynamic_min", "memory_dynamic_max",
 })
-
-
-class XenBackend:
-    """One way of reaching Xen. A backend implements some contract operations,
-    with the contract's names and signatures (minus the driver's own
-    arguments); :class:`XenDriver` routes each operation to the first
-    backend that has it."""
-
-    #: Name for messages (``xend``, ``hypervisor``, ``xenstore``, ``xl``).
-    name: ClassVar[str] = "abstract"
-
-    def close(self) -> None:
-        """Release what the backend holds. Called once."""
 
 
 # ====================================================================== xend
@@ -749,6 +735,109 @@ def disk_devid(name: str) -> int | str:
     return name
 
 
+# ==================================================================== today's Xen
+
+#: The privcmd device (today's path first, then Xen 3's).
+PRIVCMD_PATHS = ("/dev/xen/privcmd", "/proc/xen/privcmd")
+#: Where the system virtkitd's read-only socket is (a non-root user's way in).
+READ_ONLY_SOCKET = "/run/virtkit/virtkit-sock-ro"
+#: Operations the toolstack backend composes from running and defined domains
+#: (the live backends' answers alone would be wrong: they know no definitions,
+#: and a live change must also reach the domain's config file).
+_COMPOSED = frozenset({
+    "list_all_domains", "list_defined_domain_names", "domain_get_config", "domain_pin_vcpu",
+    "domain_set_max_memory", "domain_set_memory", "domain_set_vcpus",
+})
+#: Look-ups: a live backend that finds nothing hands over to the next backend.
+_LOOKUPS = frozenset({"lookup_domain_by_id", "lookup_domain_by_name", "lookup_domain_by_uuid"})
+#: Operations libxl must carry out itself: destroying a domain also tears down
+#: its devices, its xenstore nodes and the xl process watching it, which a bare
+#: destroydomain hypercall leaves behind.
+_TOOLSTACK_ONLY = frozenset({"domain_destroy"})
+
+
+def xend_reachable(timeout: float = 0.5) -> bool:
+    """Whether something listens where xend would: its UNIX socket, or TCP localhost:8000."""
+    import socket as _socket
+
+    if os.path.exists(DEFAULT_SOCKET):
+        return True
+    try:
+        with _socket.create_connection(("localhost", DEFAULT_PORT), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def open_toolstack(uri: URI) -> list[XenBackend]:
+    """Today's chain for a host without xend: the hypervisor's backend (when this
+    virtkit has one and it works here), xenstore, ``xl`` with ``/etc/xen``.
+
+    ConnectionFailedError when this is not a Xen dom0 (no privcmd device, no
+    xenstored), or when the caller may not use them (not root: the system
+    ``virtkitd --driver xen`` serves such users read-only)."""
+    from virtkit.drivers.xen.configdir import DEFAULT_DIR, ConfigDir
+    from virtkit.drivers.xen.store import XenstoreBackend
+    from virtkit.drivers.xen.xenstore import XenstoreClient, default_socket
+    from virtkit.drivers.xen.xl import Xl, XlBackend
+
+    for key, _value in uri.params:
+        raise ConnectionFailedError(
+            f"unknown parameter {key!r} in {uri.raw!r} (without xend, xen:/// takes none)",
+            domain=ErrorDomain.XEN)
+    privcmd = next((p for p in PRIVCMD_PATHS if os.path.exists(p)), None)
+    xs_path = default_socket()
+    if privcmd is None and not os.path.exists(xs_path):
+        raise ConnectionFailedError(
+            "no Xen here: xend does not answer (neither its socket "
+            f"{DEFAULT_SOCKET} nor localhost:{DEFAULT_PORT}), and this is no Xen dom0 "
+            f"(no {' or '.join(PRIVCMD_PATHS)}, no xenstored at {xs_path})",
+            code=ErrorCode.NO_XEN, domain=ErrorDomain.XEN)
+    if not (privcmd is not None and os.access(privcmd, os.R_OK | os.W_OK)
+            and os.access(xs_path, os.W_OK)):
+        raise ConnectionFailedError(
+            f"xen:/// needs root in dom0 ({privcmd or PRIVCMD_PATHS[0]} and {xs_path} are "
+            f"root's); other users get read-only access through the system daemon "
+            f"('virtkitd --driver xen', socket {READ_ONLY_SOCKET}), which is not running",
+            code=ErrorCode.OPERATION_DENIED, domain=ErrorDomain.XEN)
+    xl = Xl()
+    if not xl.available():
+        raise ConnectionFailedError(
+            f"this Xen host has no xend and no '{xl.binary}' (install Xen's toolstack, "
+            f"e.g. Debian's xen-utils)", code=ErrorCode.NO_XEN, domain=ErrorDomain.XEN)
+    store = XenstoreBackend(XenstoreClient(xs_path))
+    backends: list[XenBackend] = []
+    hypervisor = _open_hypervisor()
+    if hypervisor is not None:
+        backends.append(hypervisor)
+    live = hypervisor if hypervisor is not None and hasattr(hypervisor, "list_all_domains") \
+        else store
+    configs = ConfigDir(os.environ.get("VIRTKIT_XEN_CONFIG_DIR") or DEFAULT_DIR)
+    toolstack = XlBackend(xl, configs, store, live, fast=hypervisor)
+    store.fallback = toolstack
+    return backends + [store, toolstack]
+
+
+def _open_hypervisor() -> XenBackend | None:
+    """The hypercall backend, when this virtkit has one and it answers here."""
+    try:
+        from virtkit.drivers.xen import hypervisor
+    except ImportError:
+        return None
+    opener = getattr(hypervisor, "open_hypervisor", None)
+    cls = getattr(hypervisor, "HypervisorBackend", None)
+    try:
+        if callable(opener):
+            backend = opener()
+        elif isinstance(cls, type):
+            backend = cls()
+        else:
+            return None
+    except VirtError:
+        return None  # an interface this build does not speak: xenstore and xl serve alone
+    return backend if isinstance(backend, XenBackend) else None
+
+
 # ==================================================================== driver
 
 def _route(name: str) -> Callable[..., Any]:
@@ -767,31 +856,77 @@ def _route(name: str) -> Callable[..., Any]:
     return call
 
 
+def _chain(op: str, backends: list[XenBackend]) -> Callable[..., Any] | None:
+    """How ``op`` is served by ``backends`` (see the module docstring's routing rules)."""
+    offered = [b for b in backends if getattr(b, op, None) is not None]
+    if op in _COMPOSED or op in _TOOLSTACK_ONLY:
+        offered = [b for b in offered if not b.live_only] or offered
+    if not offered:
+        return None
+    methods = [(getattr(b, op), b.live_only) for b in offered]
+    first, first_live = methods[0]
+    if len(methods) == 1 or not first_live:
+        return first  # type: ignore[no-any-return]
+    if op in _LOOKUPS:
+        def lookup(*args: Any) -> Any:
+            missing: NoDomainError | None = None
+            for method, _live in methods:
+                try:
+                    return method(*args)
+                except NoDomainError as e:
+                    missing = missing or e
+            assert missing is not None
+            raise missing
+        return lookup
+    if OPERATIONS[op].target == "domain":
+        full = next((m for m, live in methods if not live), None)
+        if full is None:
+            return first  # type: ignore[no-any-return]
+
+        def by_state(dom: DomainRef, *args: Any) -> Any:
+            return (first if dom.id >= 0 else full)(dom, *args)
+        return by_state
+    return first  # type: ignore[no-any-return]
+
+
 class XenDriver(Driver):
-    """The ``xen://`` connection: contract operations routed to Xen backends."""
+    """The ``xen://`` connection: contract operations routed to Xen backends.
+
+    Opening ``xen:///`` picks the backends: xend when it answers (its socket or
+    TCP port 8000; always for ``?socket=`` and ``xen://HOST/``), else today's
+    chain in a dom0 without xend (:func:`open_toolstack`: hypervisor,
+    xenstore, ``xl``), else a clear error. Each operation goes to the first
+    backend that has it, with three refinements for backends that know the
+    running domains only (:attr:`XenBackend.live_only`): a domain operation on
+    an inactive domain passes them by, a look-up that finds nothing there
+    goes on to the next backend, and the operations that combine running and
+    defined domains (:data:`_COMPOSED`) go to the toolstack backend, which
+    asks them itself.
+    """
 
     name = "Xen"
     schemes = ("xen",)
     #: The backends classes whose operations the driver offers, in routing order.
-    BACKENDS: ClassVar[tuple[type[XenBackend], ...]] = (XendBackend,)
+    BACKENDS: ClassVar[tuple[type[XenBackend], ...]] = ()
 
     def __init__(self, uri: URI, read_only: bool, backends: list[XenBackend]) -> None:
         super().__init__(uri, read_only)
         self.backends = backends
         self._routes: dict[str, Callable[..., Any]] = {}
         for op in OPERATIONS:
-            for backend in backends:
-                method = getattr(backend, op, None)
-                if method is not None:
-                    self._routes[op] = method
-                    break
+            route = _chain(op, backends)
+            if route is not None:
+                self._routes[op] = route
 
     @classmethod
     def open(cls, uri: URI, read_only: bool) -> XenDriver:
         if uri.transport:
             raise ConnectionFailedError(f"{uri.raw!r}: the Xen driver is local (use xen:///)",
                                         domain=ErrorDomain.XEN)
-        return cls(uri, read_only, [open_xend(uri)])
+        explicit = uri.host or any(k == "socket" for k, _ in uri.params)
+        if explicit or xend_reachable():
+            return cls(uri, read_only, [open_xend(uri)])
+        return cls(uri, read_only, open_toolstack(uri))
 
     def close(self) -> None:
         for backend in self.backends:
@@ -810,12 +945,30 @@ class XenDriver(Driver):
         """The dialect xend speaks (1-4)."""
         return self.xend.xend_config_format
 
+    def backend(self, name: str) -> XenBackend | None:
+        """The backend called ``name`` (``xend``, ``hypervisor``, ``xenstore``, ``xl``), if any."""
+        return next((b for b in self.backends if b.name == name), None)
+
+    def all_domain_stats(self) -> dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]]:
+        """Info and vCPUs of every domain in one call (not a contract operation:
+        batch statistics for the daemon and the benchmarks): the first backend
+        offering it answers (the hypervisor's, else the toolstack's)."""
+        for backend in self.backends:
+            stats = getattr(backend, "all_domain_stats", None)
+            if stats is not None:
+                return stats()  # type: ignore[no-any-return]
+        raise self._unrouted("all_domain_stats")
+
     def _unrouted(self, name: str) -> NoSupportError:
         return NoSupportError(f"this function is not supported by the connection driver: "
                               f"{self.name} driver does not implement {name}")
 
 
 def _install_routes() -> None:
+    from virtkit.drivers.xen.store import XenstoreBackend
+    from virtkit.drivers.xen.xl import XlBackend
+
+    XenDriver.BACKENDS = (XendBackend, XenstoreBackend, XlBackend)
     offered = {op for backend in XenDriver.BACKENDS for op in OPERATIONS if hasattr(backend, op)}
     for op in sorted(offered):
         setattr(XenDriver, op, _route(op))
