@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests import needs
 from hypothesis import given
 
 from tests.xml import strategies
@@ -68,8 +68,8 @@ def test_libvirt9_host_extras_are_kept_guest_attributes_tolerated() -> None:
         assert block in out
 
 
-@pytest.mark.skipif(shutil.which("virsh") is None, reason="virsh (libvirt-clients) is not installed")
 def test_live_virsh_capabilities_round_trip() -> None:
+    needs.program("virsh", "libvirt-clients")
     out = subprocess.run(["virsh", "-c", "test:///default", "capabilities"], check=True,
                          capture_output=True, timeout=60).stdout
     caps = parse_capabilities(out)

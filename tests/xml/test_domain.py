@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from tests import needs
 from hypothesis import given
 
 from tests.conftest import DATA as CORPUS
@@ -306,8 +306,8 @@ def test_libvirt9_test_driver_dump() -> None:
     assert cfg.extra_devices[0].startswith("<memballoon model='virtio'>")
 
 
-@pytest.mark.skipif(shutil.which("virsh") is None, reason="virsh (libvirt-clients) is not installed")
 def test_live_virsh_test_driver_dump_round_trips() -> None:
+    needs.program("virsh", "libvirt-clients")
     out = subprocess.run(["virsh", "-c", "test:///default", "dumpxml", "test"], check=True,
                          capture_output=True, timeout=60).stdout
     cfg = parse_domain(out)

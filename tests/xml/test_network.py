@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from tests import needs
 from hypothesis import given
 
 from tests.xml import strategies
@@ -100,8 +100,8 @@ def test_ipv6_with_netmask_is_refused() -> None:
         parse_network("<network><name>n</name><ip address='fd00::1' netmask='255.255.255.0'/></network>")
 
 
-@pytest.mark.skipif(shutil.which("virsh") is None, reason="virsh (libvirt-clients) is not installed")
 def test_live_virsh_net_dumpxml_round_trips() -> None:
+    needs.program("virsh", "libvirt-clients")
     out = subprocess.run(["virsh", "-c", "test:///default", "net-dumpxml", "default"], check=True,
                          capture_output=True, timeout=60).stdout
     cfg = parse_network(out)

@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests import needs
 from hypothesis import given
 
 from tests.xml import strategies
@@ -85,9 +86,9 @@ def _virsh(uri: str, *args: str) -> str:
                           timeout=60).stdout
 
 
-@pytest.mark.skipif(shutil.which("virsh") is None, reason="virsh (libvirt-clients) is not installed")
 @pytest.mark.parametrize("name", ["testnode-files.xml", "testnode-inline.xml"])
 def test_libvirt_loads_our_fixtures(name: str) -> None:
+    needs.program("virsh", "libvirt-clients")
     uri = f"test://{NODE_DIR / name}"
     cfg = parse_node((NODE_DIR / name).read_text(), NODE_DIR)
     listed = _virsh(uri, "list", "--all", "--name").split()
@@ -95,8 +96,8 @@ def test_libvirt_loads_our_fixtures(name: str) -> None:
     assert _virsh(uri, "net-list", "--all", "--name").split() == [n.name for n in cfg.networks]
 
 
-@pytest.mark.skipif(shutil.which("virsh") is None, reason="virsh (libvirt-clients) is not installed")
 def test_libvirt_loads_what_format_node_writes(tmp_path: Path) -> None:
+    needs.program("virsh", "libvirt-clients")
     cfg = parse_node((NODE_DIR / "testnode-inline.xml").read_text(), NODE_DIR)
     path = tmp_path / "node.xml"
     path.write_text(format_node(cfg))

@@ -8,6 +8,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests import needs
 
 from virtkit.drivers.qemu import capabilities as caps
 from virtkit.drivers.qemu.kvm import KvmStatus, kvm_status
@@ -248,8 +249,8 @@ def test_resolve_kvm_needs_a_matching_host(tmp_path: Path) -> None:
 # ---------------------------------------------------------------- the real QEMU
 
 
-@pytest.mark.skipif(REAL_QEMU is None, reason="qemu-system-x86_64 is not installed")
 def test_real_qemu() -> None:
+    needs.program("qemu-system-x86_64", "qemu-system-x86")
     q = caps.discover()
     x86 = q.binary_for("x86_64")
     assert x86 is not None and os.path.realpath(x86.path) == os.path.realpath(REAL_QEMU or "")
@@ -269,8 +270,8 @@ def test_real_qemu() -> None:
     assert doc.host_arch == caps.normalize_arch(os.uname().machine)
 
 
-@pytest.mark.skipif(REAL_QEMU is None, reason="qemu-system-x86_64 is not installed")
 def test_real_resolve_matches_kvm_usability() -> None:
+    needs.program("qemu-system-x86_64", "qemu-system-x86")
     q = caps.discover()
     assert q.resolve(_dom()).accel == "tcg"
     if kvm_status().usable:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from tests import needs
 
 from tests.drivers.qemu.cases import Case, all_cases
 from tests.drivers.qemu.hostfiles import (
@@ -325,9 +326,9 @@ def proc_wait(proc: subprocess.Popen[bytes], seconds: float) -> None:
         pass
 
 
-@pytest.mark.skipif(QEMU_X86_64 is None, reason="qemu-system-x86_64 is not installed")
 @pytest.mark.parametrize("case", LIVE_CASES, ids=lambda c: c.name)
 def test_qemu_accepts_the_golden_command_line(case: Case) -> None:
+    needs.program("qemu-system-x86_64", "qemu-system-x86")
     with contextlib.ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="vkq-")))
         host = _Host(case, tmp, stack)
@@ -387,8 +388,8 @@ def test_qemu_accepts_the_golden_command_line(case: Case) -> None:
             assert got["pidfile"] == str(got["pid"])
 
 
-@pytest.mark.skipif(QEMU_X86_64 is None, reason="qemu-system-x86_64 is not installed")
 def test_vnc_autoport_takes_the_next_free_display() -> None:
+    needs.program("qemu-system-x86_64", "qemu-system-x86")
     """Two guests with automatic VNC ports get different displays (QEMU's ``to=``)."""
     with contextlib.ExitStack() as stack:
         procs = []

@@ -9,6 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from tests import needs
 
 from virtkit.drivers.qemu.capabilities import normalize_arch
 from virtkit.drivers.qemu.host import hostname, node_info, online_cpus, parse_sysfs_list
@@ -38,8 +39,8 @@ def test_real_host_against_the_usual_tools() -> None:
         assert 0 < info.mhz < 20_000
 
 
-@pytest.mark.skipif(shutil.which("lscpu") is None, reason="lscpu is not installed")
 def test_real_topology_matches_lscpu() -> None:
+    needs.program("lscpu", "util-linux")
     out = subprocess.run(["lscpu", "-p=CPU,CORE,SOCKET,NODE", "--online"], capture_output=True,
                          text=True, check=True).stdout
     rows = [[int(x) if x else 0 for x in ln.split(",")] for ln in out.splitlines() if not ln.startswith("#")]
