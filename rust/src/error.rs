@@ -44,6 +44,16 @@ pub enum CoreError {
         /// What was being done, e.g. `cannot read /proc/42/stat`.
         message: String,
     },
+    /// A hypercall that Xen refused (its return value was `-errno`), or a
+    /// hypervisor virtkit cannot talk to (an interface version it does not know).
+    Xen {
+        /// The hypercall, e.g. `domctl pausedomain`.
+        call: &'static str,
+        /// The `errno` Xen returned.
+        errno: i32,
+        /// What was being done, e.g. `cannot pause domain 3`.
+        message: String,
+    },
     /// Data the kernel provides (a `/proc` file) that does not have the
     /// expected format.
     ProcFormat {
@@ -81,6 +91,15 @@ impl fmt::Display for CoreError {
                 "{message}: {call}: {}",
                 nix::errno::Errno::from_raw(*errno).desc()
             ),
+            CoreError::Xen {
+                call,
+                errno,
+                message,
+            } => write!(
+                f,
+                "{message}: {call}: {}",
+                nix::errno::Errno::from_raw(*errno).desc()
+            ),
             CoreError::ProcFormat { path, reason } => {
                 write!(f, "cannot parse {path}: {reason}")
             }
@@ -110,10 +129,11 @@ impl CoreError {
         }
     }
 
-    /// The `errno` of a [`CoreError::System`], `None` for every other variant.
+    /// The `errno` of a [`CoreError::System`] or [`CoreError::Xen`], `None`
+    /// for every other variant.
     pub fn errno(&self) -> Option<i32> {
         match self {
-            CoreError::System { errno, .. } => Some(*errno),
+            CoreError::System { errno, .. } | CoreError::Xen { errno, .. } => Some(*errno),
             _ => None,
         }
     }

@@ -1,10 +1,11 @@
 //! virtkit's Rust core, exposed to Python as `virtkit._core`.
 //!
-//! The pure-Rust modules (`uuid`, `sexpr`, `poll`, `affinity`, `error`) carry no
+//! The pure-Rust modules (`uuid`, `sexpr`, `poll`, `affinity`, `hypercall`, `error`) carry no
 //! PyO3 imports and are tested by `cargo test` without Python; all glue lives in `bindings`.
 
 pub mod affinity;
 pub mod error;
+pub mod hypercall;
 pub mod poll;
 pub mod sexpr;
 pub mod uuid;
