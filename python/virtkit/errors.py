@@ -28,6 +28,7 @@ The tree (code each class sets by default)::
     +-- ConfigSyntaxError (also ValueError)         CONF_SYNTAX: XM config files
     +-- SaveFileError                               READ_FAILED: a save file that cannot be restored
     +-- VirtSystemError (also OSError)              SYSTEM_ERROR: a system call failed (.errno)
+    |   +-- XenCallError                            XEN_CALL, from XEN: a hypercall Xen refused (.errno)
     +-- RPCError                                    RPC: a protocol failure talking to a daemon
     +-- SExprError                                  SEXPR_SERIAL, from SEXPR
         +-- SExprSyntaxError (also ValueError)      malformed text: .offset, .expected
@@ -65,6 +66,7 @@ __all__ = [
     "ConfigSyntaxError",
     "SaveFileError",
     "VirtSystemError",
+    "XenCallError",
     "RPCError",
     "SExprError",
     "SExprSyntaxError",
@@ -462,6 +464,15 @@ class VirtSystemError(VirtError, OSError):
     def __init__(self, message: str, *, errno: int | None = None, **kw: object) -> None:
         super().__init__(message, int1=-1 if errno is None else errno, **kw)  # type: ignore[arg-type]
         self.errno = errno
+
+
+class XenCallError(VirtSystemError):
+    """A hypercall Xen refused (``errno`` is what it returned, ``str1`` names
+    the call, e.g. ``domctl pausedomain``), or a hypervisor whose interface
+    version virtkit does not know (errno EACCES)."""
+
+    default_code = ErrorCode.XEN_CALL
+    default_domain = ErrorDomain.XEN
 
 
 class RPCError(VirtError):
