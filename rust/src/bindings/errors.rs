@@ -29,6 +29,11 @@ fn build(py: Python<'_>, err: &CoreError) -> PyResult<PyErr> {
             kwargs.set_item("str1", *call)?;
             "VirtSystemError"
         }
+        CoreError::Xen { call, errno, .. } => {
+            kwargs.set_item("errno", *errno)?;
+            kwargs.set_item("str1", *call)?;
+            "XenCallError"
+        }
         // libvirt reports unparsable /proc data as an internal error.
         CoreError::ProcFormat { path, .. } => {
             kwargs.set_item("str1", path)?;

@@ -2,6 +2,7 @@
 //! Nothing here holds logic of its own beyond argument handling.
 
 mod errors;
+mod hypercall;
 mod poll;
 mod sexpr;
 mod uuid;
@@ -14,5 +15,6 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     uuid::register(m)?;
     sexpr::register(m)?;
     poll::register(m)?;
+    hypercall::register(m)?;
     Ok(())
 }

@@ -80,7 +80,9 @@ impl SExpr {
         let len = children.len() as isize;
         let i = if index < 0 { index + len } else { index };
         if i < 0 || i >= len {
-            return Err(PyIndexError::new_err("S-expression child index out of range"));
+            return Err(PyIndexError::new_err(
+                "S-expression child index out of range",
+            ));
         }
         Ok(self.at(children[i as usize]))
     }
@@ -140,7 +142,12 @@ impl SExpr {
         let eq = self.doc.node_eq(self.id, &other.doc, other.id);
         match op {
             CompareOp::Eq => eq.into_pyobject(py).unwrap().to_owned().into_any().unbind(),
-            CompareOp::Ne => (!eq).into_pyobject(py).unwrap().to_owned().into_any().unbind(),
+            CompareOp::Ne => (!eq)
+                .into_pyobject(py)
+                .unwrap()
+                .to_owned()
+                .into_any()
+                .unbind(),
             _ => py.NotImplemented(),
         }
     }
@@ -203,7 +210,10 @@ fn to_tree(py: Python<'_>, doc: &Document, id: NodeId) -> PyResult<Py<PyAny>> {
             results.push(tuple.into_any());
         }
     }
-    Ok(results.pop().expect("the root list leaves one result").unbind())
+    Ok(results
+        .pop()
+        .expect("the root list leaves one result")
+        .unbind())
 }
 
 fn type_error(obj: &Bound<'_, PyAny>) -> PyErr {
@@ -239,7 +249,10 @@ fn build<'py>(tree: &Bound<'py, PyAny>) -> PyResult<Document> {
         addr: usize,
     }
     let open = |obj: &Bound<'py, PyAny>, first: usize| -> PyResult<Frame<'py>> {
-        let seq = obj.cast::<PySequence>().map_err(|_| type_error(obj))?.clone();
+        let seq = obj
+            .cast::<PySequence>()
+            .map_err(|_| type_error(obj))?
+            .clone();
         let len = seq.len()?;
         Ok(Frame {
             seq,
@@ -296,7 +309,10 @@ fn atom_of(b: &mut Builder, obj: &Bound<'_, PyAny>) -> PyResult<Option<NodeId>> 
     if obj.is_instance_of::<PyInt>() && !obj.is_instance_of::<pyo3::types::PyBool>() {
         return Ok(Some(b.atom(&obj.str()?.to_cow()?)?));
     }
-    if obj.is_instance_of::<PyTuple>() || obj.is_instance_of::<PyList>() || obj.is_instance_of::<SExpr>() {
+    if obj.is_instance_of::<PyTuple>()
+        || obj.is_instance_of::<PyList>()
+        || obj.is_instance_of::<SExpr>()
+    {
         return Ok(None);
     }
     Err(type_error(obj))
