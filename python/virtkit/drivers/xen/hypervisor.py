@@ -1,0 +1,279 @@
+"""The hypervisor backend of the Xen driver: hypercalls through privcmd.
+
+:class:`HypervisorBackend` serves, straight from Xen (``virtkit._core.XenHypervisor``,
+the Rust core in ``rust/src/hypercall/``), what libvirt 0.2.2's hypervisor
+driver served: the reads and the fast operations on *running* domains — list,
+info, state, pause, unpause, destroy, maximum memory, vCPU pinning and vCPU
+info — plus the host's facts and Xen's version. One hypercall lists every
+domain with its info (:meth:`HypervisorBackend.all_domain_info`, the polling
+path); one reads or changes one domain; the GIL is released during each.
+
+What Xen does not know is not served here: names (they live in xenstore),
+configurations, inactive domains, consoles. Look-ups return a
+:class:`~virtkit.drivers.interface.DomainRef`, which needs a name, so the
+backend takes a ``names`` callable (domain id -> name, e.g. the xenstore
+backend's read of ``/local/domain/ID/name``); without it, look-ups answer
+NO_SUPPORT. Operations on a domain take its id from the reference and check
+that Xen's domain with that id still has the reference's UUID (an id whose
+domain went away is never taken for another). A reference without an id
+(an inactive domain) gets NoDomainError: :meth:`serves` tells the driver
+beforehand.
+
+Errors: a domain Xen does not have is NoDomainError; any other refusal is
+:class:`~virtkit.errors.XenCallError` (``errno`` is Xen's); opening on a host
+that is not a Xen dom0 is VirtSystemError (ENOENT, or EACCES without root),
+and on a Xen whose interface versions are not in the core's table
+XenCallError with errno EACCES — the driver then goes on without this
+backend (xen-protocols.md section 3; rust/src/hypercall/versions.rs).
+"""
+
+from __future__ import annotations
+
+import errno as errno_codes
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NamedTuple
+
+from virtkit._core import XenDomainInfo, XenHypervisor
+from virtkit.drivers.interface import DomainRef
+from virtkit.drivers.xen.driver import XenBackend
+from virtkit.errors import (
+    ErrorDomain,
+    InvalidArgumentError,
+    NoDomainError,
+    NoSupportError,
+    XenCallError,
+)
+from virtkit.uuid import format_uuid
+
+if TYPE_CHECKING:
+    from virtkit.connection import NodeInfo
+    from virtkit.domain import DomainInfo, DomainState, VcpuInfo
+
+__all__ = ["HypervisorBackend", "DomainSnapshot", "NameSource", "domain_state"]
+
+#: Domain id -> name (None when the id has no name, e.g. a domain going away).
+NameSource = Callable[[int], "str | None"]
+
+
+class DomainSnapshot(NamedTuple):
+    """One running domain as a single getdomaininfolist call saw it."""
+
+    id: int
+    uuid: bytes
+    info: DomainInfo
+    #: An HVM or PVH guest (Xen's hvm_guest flag).
+    hvm: bool
+
+
+def domain_state(info: XenDomainInfo) -> DomainState:
+    """libvirt's state for Xen's flags (xen-protocols.md 3.3): crashed, dying
+    (shutting down), shut down (shut off until destroyed), paused, blocked,
+    running. A runnable domain that is neither running nor blocked right now
+    is reported as running (libvirt said "no state", which the public layer
+    would take for inactive)."""
+    from virtkit.domain import DomainState
+
+    state = DomainState(info.state)
+    return DomainState.RUNNING if state == DomainState.NOSTATE else state
+
+
+def _info(info: XenDomainInfo) -> DomainInfo:
+    from virtkit.domain import DomainInfo
+
+    return DomainInfo(domain_state(info), info.max_memory_kib, info.memory_kib,
+                      info.online_vcpus, info.cpu_time_ns)
+
+
+class HypervisorBackend(XenBackend):
+    """Running domains and the host, through hypercalls (see the module docstring)."""
+
+    name = "hypervisor"
+
+    def __init__(self, hypervisor: XenHypervisor, names: NameSource | None = None) -> None:
+        self.hypervisor = hypervisor
+        self.names = names
+
+    @classmethod
+    def open(cls, names: NameSource | None = None) -> HypervisorBackend:
+        """Open privcmd and detect Xen's interface versions.
+
+        Raises VirtSystemError when this is not a Xen dom0 (errno ENOENT) or
+        the caller is not root (EACCES); XenCallError when Xen refuses every
+        interface version virtkit knows (errno EACCES) or the probes fail.
+        """
+        return cls(XenHypervisor.open(), names)
+
+    def close(self) -> None:
+        self.hypervisor.close()
+
+    # --- plumbing -------------------------------------------------------------------
+
+    @staticmethod
+    def serves(dom: DomainRef) -> bool:
+        """Whether this backend can answer for ``dom``: it is running (has an id)."""
+        return dom.id >= 0
+
+    @contextmanager
+    def _about(self, dom: DomainRef | int) -> Iterator[None]:
+        """Xen's ESRCH (no such domain) as NoDomainError."""
+        try:
+            yield
+        except XenCallError as e:
+            if e.errno == errno_codes.ESRCH:
+                what = (f"domain {dom}" if isinstance(dom, int)
+                        else f"domain '{dom.name}' (id {dom.id})")
+                raise NoDomainError(f"domain not found: Xen has no {what}",
+                                    domain=ErrorDomain.XEN) from None
+            raise
+
+    def _live(self, dom: DomainRef) -> XenDomainInfo:
+        """Xen's record of ``dom``: same id and same UUID, or NoDomainError."""
+        if dom.id < 0:
+            raise NoDomainError(f"domain '{dom.name}' is not running: the hypervisor knows "
+                                f"running domains only", domain=ErrorDomain.XEN)
+        with self._about(dom):
+            info = self.hypervisor.domain_info(dom.id)
+        if info.uuid != dom.uuid:
+            raise NoDomainError(
+                f"domain not found: domain '{dom.name}' ({format_uuid(dom.uuid)}) no longer "
+                f"runs as id {dom.id}", domain=ErrorDomain.XEN)
+        return info
+
+    def _name(self, domid: int) -> str:
+        if self.names is None:
+            raise NoSupportError("this function is not supported by the connection driver: the "
+                                 "hypervisor backend knows domain ids, not names (no name source)",
+                                 domain=ErrorDomain.XEN)
+        name = self.names(domid)
+        if name is None:
+            raise NoDomainError(f"domain not found: domain {domid} has no name (going away?)",
+                                domain=ErrorDomain.XEN)
+        return name
+
+    # --- batch ---------------------------------------------------------------------
+
+    def all_domain_info(self) -> list[DomainSnapshot]:
+        """Every running domain with its info, ordered by id, from one hypercall
+        (sysctl getdomaininfolist)."""
+        return [DomainSnapshot(d.domid, d.uuid, _info(d), d.hvm)
+                for d in self.hypervisor.domain_list()]
+
+    # --- connection and node --------------------------------------------------------
+
+    def get_type(self) -> str:
+        return "Xen"
+
+    def get_version(self) -> int:
+        major, minor, extra = self.hypervisor.xen_version()
+        digits = ""
+        for c in extra.lstrip(".-"):
+            if not c.isdigit():
+                break
+            digits += c
+        return major * 1_000_000 + minor * 1000 + (int(digits) if digits else 0)
+
+    def get_node_info(self) -> NodeInfo:
+        from virtkit.connection import NodeInfo
+
+        p = self.hypervisor.physinfo()
+        nodes = max(1, p.nr_nodes)
+        cores = max(1, p.cores_per_socket)
+        threads = max(1, p.threads_per_core)
+        sockets = max(1, p.nr_cpus // (nodes * cores * threads))
+        return NodeInfo(os.uname().machine, p.total_kib, p.nr_cpus, p.cpu_khz // 1000,
+                        nodes, sockets, cores, threads)
+
+    # --- listing and look-up --------------------------------------------------------
+
+    def list_domain_ids(self) -> list[int]:
+        return [d.domid for d in self.hypervisor.domain_list()]
+
+    def lookup_domain_by_id(self, id: int) -> DomainRef:
+        if not 0 <= id < 0x7FF0:
+            raise NoDomainError(f"domain not found: no domain with id {id}", domain=ErrorDomain.XEN)
+        with self._about(id):
+            info = self.hypervisor.domain_info(id)
+        return DomainRef(self._name(id), info.uuid, id)
+
+    def lookup_domain_by_uuid(self, uuid: bytes) -> DomainRef:
+        for d in self.hypervisor.domain_list():
+            if d.uuid == uuid:
+                return DomainRef(self._name(d.domid), uuid, d.domid)
+        raise NoDomainError(f"domain not found: no running domain with UUID {format_uuid(uuid)}",
+                            domain=ErrorDomain.XEN)
+
+    # --- one domain -----------------------------------------------------------------
+
+    def domain_get_state(self, dom: DomainRef) -> tuple[DomainState, int]:
+        return domain_state(self._live(dom)), 0
+
+    def domain_get_info(self, dom: DomainRef) -> DomainInfo:
+        return _info(self._live(dom))
+
+    def domain_get_os_type(self, dom: DomainRef) -> str:
+        return "hvm" if self._live(dom).hvm else "linux"
+
+    def domain_get_max_memory(self, dom: DomainRef) -> int:
+        return self._live(dom).max_memory_kib
+
+    def domain_set_max_memory(self, dom: DomainRef, kib: int) -> None:
+        """Xen's limit itself, in KiB (domctl max_mem), as libvirt 0.2.2 set it
+        (``xl mem-max`` adds 1 MiB of slack on top; this does not)."""
+        self._live(dom)
+        with self._about(dom):
+            self.hypervisor.set_max_mem(dom.id, kib)
+
+    def domain_suspend(self, dom: DomainRef) -> None:
+        self._live(dom)
+        with self._about(dom):
+            self.hypervisor.pause(dom.id)
+
+    def domain_resume(self, dom: DomainRef) -> None:
+        self._live(dom)
+        with self._about(dom):
+            self.hypervisor.unpause(dom.id)
+
+    def domain_destroy(self, dom: DomainRef) -> None:
+        """Xen destroys the domain at once (domctl destroydomain). The
+        toolstack's side (xenstore entries, backend devices) is xl's to clear."""
+        self._live(dom)
+        with self._about(dom):
+            self.hypervisor.destroy(dom.id)
+
+    def _host_cpus(self) -> int:
+        p = self.hypervisor.physinfo()
+        return max(p.nr_cpus, p.max_cpu_id + 1)
+
+    def domain_pin_vcpu(self, dom: DomainRef, vcpu: int, cpumap: tuple[bool, ...]) -> None:
+        info = self._live(dom)
+        if not 0 <= vcpu < info.vcpus:
+            raise InvalidArgumentError(f"vCPU {vcpu} does not exist: domain '{dom.name}' has "
+                                       f"{info.vcpus}", domain=ErrorDomain.XEN)
+        ncpus = self._host_cpus()
+        cpus = [i for i, on in enumerate(cpumap) if on]
+        beyond = [c for c in cpus if c >= ncpus]
+        if beyond or not cpus:
+            raise InvalidArgumentError(
+                f"cannot pin vCPU {vcpu} of domain '{dom.name}': "
+                + (f"CPU {beyond[0]} does not exist (the host has {ncpus})" if beyond
+                   else "no CPU given"), domain=ErrorDomain.XEN)
+        with self._about(dom):
+            self.hypervisor.set_vcpu_affinity(dom.id, vcpu, cpus)
+
+    def domain_get_vcpus(self, dom: DomainRef) -> list[VcpuInfo]:
+        from virtkit.domain import VcpuInfo, VcpuState
+
+        self._live(dom)
+        ncpus = self._host_cpus()
+        with self._about(dom):
+            vcpus = self.hypervisor.vcpu_infos(dom.id)
+        out = []
+        for v in vcpus:
+            state = (VcpuState.OFFLINE if not v.online else VcpuState.BLOCKED if v.blocked
+                     else VcpuState.RUNNING)
+            allowed = set(v.affinity)
+            out.append(VcpuInfo(v.vcpu, state, v.cpu_time_ns, v.cpu if v.online else -1,
+                                tuple(i in allowed for i in range(ncpus))))
+        return out
