@@ -132,7 +132,7 @@ def test_every_method_with_a_contract_name_has_the_contract_signature() -> None:
         "get_type", "get_version", "get_node_info", "list_domain_ids", "lookup_domain_by_id",
         "lookup_domain_by_uuid", "domain_get_state", "domain_get_info", "domain_get_os_type",
         "domain_get_max_memory", "domain_set_max_memory", "domain_suspend", "domain_resume",
-        "domain_destroy", "domain_pin_vcpu", "domain_get_vcpus"}
+        "domain_destroy", "domain_pin_vcpu", "domain_get_vcpus", "list_all_domains"}
     for op in served:
         ours = list(inspect.signature(getattr(HypervisorBackend, op)).parameters)
         theirs = list(inspect.signature(getattr(Driver, op)).parameters)
@@ -168,6 +168,86 @@ def test_lookups_need_and_use_the_name_source() -> None:
     unnamed = HypervisorBackend(FakeXen(Dom(3, U1)))  # type: ignore[arg-type]
     with pytest.raises(NoSupportError, match="knows domain ids, not names"):
         unnamed.lookup_domain_by_id(3)
+
+
+def test_running_domains_with_names_in_one_round() -> None:
+    b, fake = backend(Dom(0, U0), Dom(3, U1), Dom(5, U2), names={0: "Domain-0", 5: "g5"})
+    asked: list[list[int]] = []
+
+    class Names:
+        def __call__(self, domid: int) -> str | None:
+            raise AssertionError("one round for the list, not one read per domain")
+
+        def many(self, ids: list[int]) -> list[str | None]:
+            asked.append(list(ids))
+            return [{0: "Domain-0", 5: "g5"}.get(i) for i in ids]
+
+    b.names = Names()
+    fake.calls.clear()
+    # Domain 3 has no name (being built or torn down): left out.
+    assert b.list_all_domains() == [DomainRef("Domain-0", U0, 0), DomainRef("g5", U2, 5)]
+    assert fake.calls == [("domain_list",)] and asked == [[0, 3, 5]]
+    plain, _ = backend(Dom(0, U0), Dom(3, U1))
+    assert plain.list_all_domains() == [DomainRef("Domain-0", U0, 0), DomainRef("g3", U1, 3)]
+    unnamed = HypervisorBackend(FakeXen(Dom(3, U1)))  # type: ignore[arg-type]
+    with pytest.raises(NoSupportError):
+        unnamed.list_all_domains()
+
+
+def test_xenstore_names_over_a_xenstored() -> None:
+    from tests.drivers.xen.fake_xenstored import FakeXenstored
+    from virtkit.drivers.xen.hypervisor import XenstoreNames
+    from virtkit.drivers.xen.xenstore import XenstoreClient
+
+    with FakeXenstored() as xs:
+        xs.tree.write("/local/domain/7/name", "gué".encode())
+        names = XenstoreNames(XenstoreClient(xs.path))
+        assert names(0) == "Domain-0"
+        assert names.many([7, 0, 9]) == ["gué", "Domain-0", None]
+        b = HypervisorBackend(FakeXen(Dom(0, U0), Dom(7, U1)), names)  # type: ignore[arg-type]
+        assert b.lookup_domain_by_id(7) == DomainRef("gué", U1, 7)
+        assert b.list_all_domains() == [DomainRef("Domain-0", U0, 0), DomainRef("gué", U1, 7)]
+        b.close()
+        assert names.client.closed
+
+
+def test_the_driver_hook(monkeypatch: pytest.MonkeyPatch) -> None:
+    """driver._open_hypervisor() takes open_hypervisor()'s backend, a live-only
+    XenBackend; where privcmd cannot be used (this machine, not a dom0) the
+    driver goes on without it."""
+    from tests.drivers.xen.fake_xenstored import FakeXenstored
+    from virtkit.drivers.xen import driver, hypervisor
+    from virtkit.drivers.xen.backend import XenBackend
+
+    assert HypervisorBackend.live_only and issubclass(HypervisorBackend, XenBackend)
+    with FakeXenstored() as xs:
+        monkeypatch.setenv("XENSTORED_PATH", xs.path)
+        fake = FakeXen(Dom(0, U0))
+
+        class Opener:
+            @staticmethod
+            def open() -> FakeXen:
+                return fake
+
+        monkeypatch.setattr(hypervisor, "XenHypervisor", Opener)
+        got = driver._open_hypervisor()
+        assert isinstance(got, HypervisorBackend) and got.hypervisor is fake
+        assert got.list_all_domains() == [DomainRef("Domain-0", U0, 0)]
+        got.close()
+        assert fake.closed
+
+        def refuse() -> FakeXen:
+            raise XenCallError("no interface version of the table: Permission denied",
+                               errno=errno.EACCES, str1="sysctl")
+
+        monkeypatch.setattr(Opener, "open", staticmethod(refuse))
+        assert driver._open_hypervisor() is None
+    # No xenstored: the hypervisor handle opened first is closed again.
+    monkeypatch.setenv("XENSTORED_PATH", "/nonexistent/xenstored-socket")
+    monkeypatch.setattr(Opener, "open", staticmethod(lambda: fake))
+    fake.closed = False
+    assert driver._open_hypervisor() is None
+    assert fake.closed
 
 
 def test_info_state_and_memory_of_one_domain() -> None:

@@ -33,11 +33,11 @@ import errno as errno_codes
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from virtkit._core import XenDomainInfo, XenHypervisor
 from virtkit.drivers.interface import DomainRef
-from virtkit.drivers.xen.driver import XenBackend
+from virtkit.drivers.xen.backend import XenBackend
 from virtkit.errors import (
     ErrorDomain,
     InvalidArgumentError,
@@ -49,12 +49,53 @@ from virtkit.uuid import format_uuid
 
 if TYPE_CHECKING:
     from virtkit.connection import NodeInfo
+    from virtkit.drivers.xen.xenstore import XenstoreClient
     from virtkit.domain import DomainInfo, DomainState, VcpuInfo
 
-__all__ = ["HypervisorBackend", "DomainSnapshot", "NameSource", "domain_state"]
+__all__ = ["HypervisorBackend", "DomainSnapshot", "NameSource", "XenstoreNames",
+           "domain_state", "open_hypervisor"]
 
 #: Domain id -> name (None when the id has no name, e.g. a domain going away).
+#: A source may also have ``many(ids) -> list[str | None]`` (one round for a list).
 NameSource = Callable[[int], "str | None"]
+
+
+class XenstoreNames:
+    """Domain names from xenstore (``/local/domain/ID/name``) over one connection
+    of ours; ``many`` reads a whole list in one round of pipelined requests."""
+
+    def __init__(self, client: XenstoreClient) -> None:
+        self.client = client
+
+    def __call__(self, domid: int) -> str | None:
+        return self.many([domid])[0]
+
+    def many(self, ids: list[int]) -> list[str | None]:
+        values = self.client.read_many([f"/local/domain/{i}/name" for i in ids])
+        return [None if v is None else v.decode("utf-8", "replace") for v in values]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def open_hypervisor() -> HypervisorBackend:
+    """The driver's hook (``driver._open_hypervisor``): privcmd opened, Xen's
+    interface versions detected, names from xenstore.
+
+    Raises VirtSystemError when this is not a Xen dom0 or the caller is not
+    root, XenCallError (errno EACCES) when Xen speaks no interface version of
+    the core's table, ConnectionFailedError when xenstored does not answer;
+    the driver then serves through xenstore and ``xl`` alone.
+    """
+    from virtkit.drivers.xen.xenstore import XenstoreClient
+
+    hypervisor = XenHypervisor.open()
+    try:
+        names = XenstoreNames(XenstoreClient())
+    except BaseException:
+        hypervisor.close()
+        raise
+    return HypervisorBackend(hypervisor, names)
 
 
 class DomainSnapshot(NamedTuple):
@@ -90,6 +131,8 @@ class HypervisorBackend(XenBackend):
     """Running domains and the host, through hypercalls (see the module docstring)."""
 
     name = "hypervisor"
+    #: Xen knows running domains only: the driver routes inactive ones past it.
+    live_only: ClassVar[bool] = True
 
     def __init__(self, hypervisor: XenHypervisor, names: NameSource | None = None) -> None:
         self.hypervisor = hypervisor
@@ -107,6 +150,9 @@ class HypervisorBackend(XenBackend):
 
     def close(self) -> None:
         self.hypervisor.close()
+        close_names = getattr(self.names, "close", None)
+        if close_names is not None:
+            close_names()
 
     # --- plumbing -------------------------------------------------------------------
 
@@ -189,6 +235,18 @@ class HypervisorBackend(XenBackend):
 
     def list_domain_ids(self) -> list[int]:
         return [d.domid for d in self.hypervisor.domain_list()]
+
+    def list_all_domains(self) -> list[DomainRef]:
+        """Every running domain, by id: one hypercall, then the names (one round of
+        xenstore reads with a name source that has ``many``). A domain without a
+        name (being built or torn down) is left out."""
+        doms = self.hypervisor.domain_list()
+        if self.names is None:
+            self._name(0)  # NoSupportError, as for any look-up
+        many = getattr(self.names, "many", None)
+        ids = [d.domid for d in doms]
+        names = many(ids) if many is not None else [self.names(i) for i in ids]  # type: ignore[misc]
+        return [DomainRef(n, d.uuid, d.domid) for d, n in zip(doms, names) if n is not None]
 
     def lookup_domain_by_id(self, id: int) -> DomainRef:
         if not 0 <= id < 0x7FF0:
