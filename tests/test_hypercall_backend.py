@@ -231,7 +231,7 @@ def test_the_driver_hook(monkeypatch: pytest.MonkeyPatch) -> None:
 
         monkeypatch.setattr(hypervisor, "XenHypervisor", Opener)
         got = driver._open_hypervisor()
-        assert isinstance(got, HypervisorBackend) and got.hypervisor is fake
+        assert isinstance(got, HypervisorBackend) and got.hypervisor is fake  # type: ignore[comparison-overlap]
         assert got.list_all_domains() == [DomainRef("Domain-0", U0, 0)]
         got.close()
         assert fake.closed
