@@ -50,6 +50,7 @@ validator so the message names the offending field).
 
 from __future__ import annotations
 
+import abc
 import math
 import struct
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -155,7 +156,7 @@ class _Gen:
         return self.ns[header.split()[1].split("(")[0]]
 
 
-class XDRType:
+class XDRType(abc.ABC):
     """Base of every XDR type: declaration, compiled codec and a slow validator.
 
     Subclasses say how they encode and decode by emitting Python statements
@@ -217,9 +218,9 @@ class XDRType:
                 f"{len(data) - offset} available")
         return value, end
 
+    @abc.abstractmethod
     def check(self, value: Any, path: str) -> None:
         """Raise RPCError naming ``path`` when ``value`` cannot be encoded as this type."""
-        raise NotImplementedError
 
     def encoder(self) -> Encoder:
         """The compiled encoder function (no error translation; for hot loops)."""
@@ -251,11 +252,13 @@ class XDRType:
         fn: Decoder = g.build("def _dec(buf, off):", self.name)
         return fn
 
+    @abc.abstractmethod
     def _emit_encode(self, g: _Gen, expr: str, path: str) -> None:
-        raise NotImplementedError
+        """Emit the lines that append the encoding of ``expr`` to ``parts``."""
 
+    @abc.abstractmethod
     def _emit_decode(self, g: _Gen, target: str, path: str) -> None:
-        raise NotImplementedError
+        """Emit the lines that decode one value into ``target`` and advance ``off``."""
 
     def __repr__(self) -> str:
         return f"<XDR {type(self).__name__} {self.name}>"
