@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from enum import IntEnum
 from typing import TYPE_CHECKING, NamedTuple
 
+from virtkit._handle import Handle
 from virtkit.errors import InvalidArgumentError, VirtError
 
 if TYPE_CHECKING:
@@ -120,48 +121,15 @@ class DomainInterface(NamedTuple):
     addrs: tuple[InterfaceAddress, ...]
 
 
-class Domain:
+class Domain(Handle["DomainRef"]):
     """A domain of a connection. Obtain it from the connection, don't build it."""
 
-    __slots__ = ("_conn", "_ref")
-
-    def __init__(self, conn: Connection, ref: DomainRef) -> None:
-        self._conn = conn
-        self._ref = ref
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<virtkit.Domain {self._ref.name!r} id={self._ref.id}>"
 
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Domain) and other._conn is self._conn
-                and other._ref.uuid == self._ref.uuid)
-
-    def __hash__(self) -> int:
-        return hash(self._ref.uuid)
-
-    @property
-    def connection(self) -> Connection:
-        """The connection this domain belongs to."""
-        return self._conn
-
-    # --- identity ---------------------------------------------------------------------
-
-    @property
-    def name(self) -> str:
-        """The domain's name."""
-        return self._ref.name
-
-    @property
-    def uuid(self) -> bytes:
-        """The domain's UUID, 16 raw bytes."""
-        return self._ref.uuid
-
-    @property
-    def uuid_string(self) -> str:
-        """The domain's UUID in canonical form."""
-        from virtkit.uuid import format_uuid
-
-        return format_uuid(self._ref.uuid)
+    # --- identity: connection, name, uuid, uuid_string (Handle) ------------------------
 
     @property
     def id(self) -> int:

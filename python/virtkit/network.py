@@ -6,6 +6,8 @@ import re
 from enum import IntEnum
 from typing import TYPE_CHECKING, NamedTuple
 
+from virtkit._handle import Handle
+
 if TYPE_CHECKING:
     from virtkit.connection import Connection
     from virtkit.drivers.interface import NetworkRef
@@ -50,46 +52,14 @@ def normalize_mac(mac: str) -> str:
     return mac.lower()
 
 
-class Network:
-    """A virtual network of a connection. Obtain it from the connection."""
+class Network(Handle["NetworkRef"]):
+    """A virtual network of a connection. Obtain it from the connection.
+    Its connection, name, uuid and uuid_string come from :class:`Handle`."""
 
-    __slots__ = ("_conn", "_ref")
-
-    def __init__(self, conn: Connection, ref: NetworkRef) -> None:
-        self._conn = conn
-        self._ref = ref
+    __slots__ = ()
 
     def __repr__(self) -> str:
         return f"<virtkit.Network {self._ref.name!r}>"
-
-    def __eq__(self, other: object) -> bool:
-        return (isinstance(other, Network) and other._conn is self._conn
-                and other._ref.uuid == self._ref.uuid)
-
-    def __hash__(self) -> int:
-        return hash(self._ref.uuid)
-
-    @property
-    def connection(self) -> Connection:
-        """The connection this network belongs to."""
-        return self._conn
-
-    @property
-    def name(self) -> str:
-        """The network's name."""
-        return self._ref.name
-
-    @property
-    def uuid(self) -> bytes:
-        """The network's UUID, 16 raw bytes."""
-        return self._ref.uuid
-
-    @property
-    def uuid_string(self) -> str:
-        """The network's UUID in canonical form."""
-        from virtkit.uuid import format_uuid
-
-        return format_uuid(self._ref.uuid)
 
     def _op(self, op: str, *args: object) -> object:
         return self._conn._call_on(op, self._ref, *args)
