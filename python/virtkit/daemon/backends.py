@@ -60,6 +60,10 @@ BACKENDS: dict[str, BackendSpec] = {
                         lambda paths: "test:///default", idle_ignores_domains=True),
     "qemu": BackendSpec("qemu", "virtkit.drivers.qemu.driver:QemuDriver",
                         lambda paths: paths.uri),
+    # The Xen driver in a dom0 (root): users who are not root reach it
+    # read-only through this daemon's read-only socket (libvirt 0.2.2's proxy).
+    "xen": BackendSpec("xen", "virtkit.drivers.xen.driver:XenDriver",
+                       lambda paths: "xen:///"),
 }
 
 

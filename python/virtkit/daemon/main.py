@@ -2,7 +2,7 @@
 
 ::
 
-    virtkitd [--session | --system] [--driver {qemu,test}] [--timeout SECONDS]
+    virtkitd [--session | --system] [--driver {qemu,test,xen}] [--timeout SECONDS]
              [--socket-dir DIR] [--state-dir DIR] [--config-dir DIR]
              [--pidfile PATH] [--daemon] [--workers N] [-v]
 

@@ -769,6 +769,33 @@ def xend_reachable(timeout: float = 0.5) -> bool:
         return False
 
 
+def dom0_access() -> bool:
+    """Whether this process may drive Xen itself: a privcmd device and xenstored's
+    socket it can open read-write (root in dom0)."""
+    from virtkit.drivers.xen.xenstore import default_socket
+
+    privcmd = next((p for p in PRIVCMD_PATHS if os.path.exists(p)), None)
+    return (privcmd is not None and os.access(privcmd, os.R_OK | os.W_OK)
+            and os.access(default_socket(), os.W_OK))
+
+
+def open_read_only_proxy(uri: URI) -> Driver:
+    """``xen:///`` read-only for a user who is not root: the system ``virtkitd
+    --driver xen`` serves it on its read-only socket (:data:`READ_ONLY_SOCKET`),
+    as libvirt 0.2.2's setuid proxy served such users. The daemon refuses every
+    mutating call; ConnectionFailedError when it does not answer."""
+    from virtkit.drivers.remote.driver import RemoteDriver
+    from virtkit.uri import parse_uri
+
+    proxied = parse_uri(f"xen+unix:///?socket={READ_ONLY_SOCKET}")
+    try:
+        return RemoteDriver.open(proxied, True)
+    except ConnectionFailedError as e:
+        raise ConnectionFailedError(
+            f"{uri.raw!r} read-only: the system daemon's read-only socket {READ_ONLY_SOCKET} "
+            f"does not answer ({e})", domain=ErrorDomain.XEN) from None
+
+
 def open_toolstack(uri: URI) -> list[XenBackend]:
     """Today's chain for a host without xend: the hypervisor's backend (when this
     virtkit has one and it works here), xenstore, ``xl`` with ``/etc/xen``.
@@ -797,8 +824,9 @@ def open_toolstack(uri: URI) -> list[XenBackend]:
             and os.access(xs_path, os.W_OK)):
         raise ConnectionFailedError(
             f"xen:/// needs root in dom0 ({privcmd or PRIVCMD_PATHS[0]} and {xs_path} are "
-            f"root's); other users get read-only access through the system daemon "
-            f"('virtkitd --driver xen', socket {READ_ONLY_SOCKET}), which is not running",
+            f"root's); other users open it read-only (virtkit.open_read_only, virtkit -r), "
+            f"served by the system daemon ('virtkitd --driver xen', socket {READ_ONLY_SOCKET}"
+            f"{'' if os.path.exists(READ_ONLY_SOCKET) else ', not running now'})",
             code=ErrorCode.OPERATION_DENIED, domain=ErrorDomain.XEN)
     xl = Xl()
     if not xl.available():
@@ -843,10 +871,16 @@ def _open_hypervisor() -> XenBackend | None:
 def _route(name: str) -> Callable[..., Any]:
     base = getattr(Driver, name)
 
+    on_domain = OPERATIONS[name].target == "domain"
+
     def call(self: XenDriver, *args: Any) -> Any:
         route = self._routes.get(name)
         if route is None:
             raise self._unrouted(name)
+        if on_domain and self._current is not None:
+            # A caller's reference may be stale: the domain stopped, or runs
+            # under a new id after a reboot or a restore.
+            args = (self._current(args[0]),) + args[1:]
         return route(*args)
 
     call.__name__ = name
@@ -912,6 +946,10 @@ class XenDriver(Driver):
     def __init__(self, uri: URI, read_only: bool, backends: list[XenBackend]) -> None:
         super().__init__(uri, read_only)
         self.backends = backends
+        #: Brings a caller's domain reference up to date before a domain
+        #: operation (xenstore's view; xend resolves UUIDs itself).
+        self._current: Callable[[DomainRef], DomainRef] | None = next(
+            (getattr(b, "current") for b in backends if hasattr(b, "current")), None)
         self._routes: dict[str, Callable[..., Any]] = {}
         for op in OPERATIONS:
             route = _chain(op, backends)
@@ -926,6 +964,9 @@ class XenDriver(Driver):
         explicit = uri.host or any(k == "socket" for k, _ in uri.params)
         if explicit or xend_reachable():
             return cls(uri, read_only, [open_xend(uri)])
+        if read_only and not uri.params and not dom0_access() \
+                and os.path.exists(READ_ONLY_SOCKET):
+            return open_read_only_proxy(uri)  # type: ignore[return-value]
         return cls(uri, read_only, open_toolstack(uri))
 
     def close(self) -> None:

@@ -149,6 +149,23 @@ class XenstoreBackend(XenBackend):
         raise NoDomainError(f"no running domain with UUID {format_uuid(uuid)}",
                             domain=ErrorDomain.XENSTORE)
 
+    def current(self, dom: DomainRef) -> DomainRef:
+        """``dom`` as it is now: the same reference while its id still carries its
+        name and UUID, else the running domain with its UUID (a reboot or a
+        restore gave it a new id), else the reference with id -1 (not running).
+        One round of requests when the id still holds, three otherwise."""
+        if dom.id >= 0:
+            name, vm = self.client.read_many([f"/local/domain/{dom.id}/name",
+                                              f"/local/domain/{dom.id}/vm"])
+            uuid = _uuid_of_vm(vm) if dom.id else ZERO_UUID
+            if name is not None and name.decode("utf-8", "replace") == dom.name \
+                    and uuid == dom.uuid:
+                return dom
+        for ref in self.list_all_domains():
+            if ref.uuid == dom.uuid:
+                return ref
+        return DomainRef(dom.name, dom.uuid, -1)
+
     # --- one domain ----------------------------------------------------------------------
 
     def _check(self, dom: DomainRef, name: bytes | None) -> None:
