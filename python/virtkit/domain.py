@@ -18,7 +18,6 @@ from virtkit._handle import Handle
 from virtkit.errors import InvalidArgumentError, VirtError
 
 if TYPE_CHECKING:
-    from virtkit.connection import Connection
     from virtkit.drivers.interface import DomainRef
 
 __all__ = ["Domain", "DomainState", "DomainInfo", "VcpuState", "VcpuInfo",

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, NamedTuple
 from virtkit._handle import Handle
 
 if TYPE_CHECKING:
-    from virtkit.connection import Connection
     from virtkit.drivers.interface import NetworkRef
 
 __all__ = ["Network", "DHCPLease", "IPAddrType"]

@@ -28,46 +28,21 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from virtkit import _files
 from virtkit.errors import ErrorDomain, VirtError, VirtSystemError
 from virtkit.xml.network import NetworkConfig, format_network, parse_network
 
 __all__ = ["NetworkStatus", "NetworkStore", "STATUS_VERSION", "write_atomically"]
 
 STATUS_VERSION = 1
-_TEMP_MARK = ".tmp-"
 
 
 def write_atomically(path: Path, data: bytes, *, durable: bool = True, mode: int = 0o600) -> None:
     """Replace ``path`` by ``data`` (see the module docstring); VirtSystemError on failure."""
-    tmp = path.with_name(f".{path.name}{_TEMP_MARK}{os.getpid()}-{threading.get_ident()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            if durable:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        if durable:
-            dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise VirtSystemError(f"cannot write '{path}': {e.strerror}", errno=e.errno,
-                              domain=ErrorDomain.NETWORK) from None
+    _files.write_atomically(path, data, durable=durable, mode=mode, domain=ErrorDomain.NETWORK)
 
 
 def _unlink(path: Path) -> None:
@@ -137,7 +112,7 @@ class NetworkStore:
                                       errno=e.errno, domain=ErrorDomain.NETWORK) from None
         for d in (self.config_dir, self.state_dir):
             for p in d.iterdir():
-                if p.name.startswith(".") and _TEMP_MARK in p.name:
+                if _files.is_temporary(p):
                     _unlink(p)
 
     # --- definitions --------------------------------------------------------------------

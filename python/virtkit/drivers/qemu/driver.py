@@ -125,6 +125,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, TypeVar, cast
 from virtkit import _core
 from virtkit.connection import NodeInfo
 from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
+from virtkit.drivers.edit import attach_device, detach_device, with_pin
 from virtkit.drivers.interface import DomainRef, Driver
 from virtkit.drivers.qemu import capabilities as qcaps
 from virtkit.drivers.qemu import host, networking
@@ -172,15 +173,9 @@ from virtkit.uri import URI, parse_uri
 from virtkit.uuid import format_uuid, generate_uuid_bytes, parse_uuid
 from virtkit.xml.capabilities import Capabilities
 from virtkit.xml.domain import (
-    CharDevice,
     Device,
-    Disk,
     DomainConfig,
-    Graphics,
-    Input,
-    Interface,
     LifecycleAction,
-    Sound,
     VcpuPin,
     format_domain,
 )
@@ -1299,10 +1294,10 @@ class QemuDriver(NetworkBackend, Driver):
                     raise OperationFailedError(f"QEMU reported no thread for vCPU {vcpu}")
                 _core.set_thread_affinity(tid, [i for i, on in enumerate(cpumap) if on])
                 with self._lock:
-                    run.live = _with_pin(run.live, pin)
+                    run.live = with_pin(run.live, pin)
             # Remembered in the definition too: the next start keeps it.
             if d.persistent or run is None:
-                self._redefine(d, _with_pin(d.config, pin))
+                self._redefine(d, with_pin(d.config, pin))
         finally:
             d.oplock.release()
 
@@ -1327,7 +1322,7 @@ class QemuDriver(NetworkBackend, Driver):
             if d.run is not None:
                 (hotplug.attach if attach else hotplug.detach)(self, d, d.run, device)
                 return
-            config = _attach(d.config, device) if attach else _detach(d.config, device)
+            config = attach_device(d.config, device) if attach else detach_device(d.config, device)
             self._redefine(d, self._prepare(config))
         finally:
             d.oplock.release()
@@ -1406,44 +1401,4 @@ def _console_path(config: DomainConfig) -> str | None:
                 return c.source_path or c.tty
     return None
 
-
-def _with_pin(c: DomainConfig, pin: VcpuPin) -> DomainConfig:
-    pins = sorted([p for p in c.vcpu_pins if p.vcpu != pin.vcpu] + [pin], key=lambda p: p.vcpu)
-    return dataclasses.replace(c, vcpu_pins=tuple(pins))
-
-
-_DEVICE_FIELDS: dict[type, str] = {
-    Disk: "disks", Interface: "interfaces", CharDevice: "chardevs",
-    Graphics: "graphics", Input: "inputs", Sound: "sounds",
-}
-
-
-def _same_device(a: object, b: object) -> bool:
-    """Whether ``b`` (from a detach request) designates the configured device ``a``."""
-    if isinstance(a, Disk) and isinstance(b, Disk):
-        return a.target_dev == b.target_dev
-    if isinstance(a, Interface) and isinstance(b, Interface):
-        return a.mac == b.mac if b.mac else a.type == b.type
-    return a == b
-
-
-def _attach(c: DomainConfig, device: Device) -> DomainConfig:
-    field_name = _DEVICE_FIELDS[type(device)]
-    existing = getattr(c, field_name)
-    if isinstance(device, Disk) and any(d.target_dev == device.target_dev for d in existing):
-        raise OperationFailedError(f"target {device.target_dev} already exists in domain "
-                                   f"'{c.name}'")
-    if isinstance(device, Interface) and device.mac and any(i.mac == device.mac for i in existing):
-        raise OperationFailedError(f"an interface with MAC {device.mac} already exists in "
-                                   f"domain '{c.name}'")
-    return dataclasses.replace(c, **{field_name: existing + (device,)})
-
-
-def _detach(c: DomainConfig, device: Device) -> DomainConfig:
-    field_name = _DEVICE_FIELDS[type(device)]
-    existing = getattr(c, field_name)
-    for i, d in enumerate(existing):
-        if _same_device(d, device):
-            return dataclasses.replace(c, **{field_name: existing[:i] + existing[i + 1:]})
-    raise OperationFailedError(f"no matching device found in domain '{c.name}' to detach")
 

@@ -100,7 +100,7 @@ def with_nic_aliases(config: DomainConfig) -> DomainConfig:
 
 def attach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
     """Hot-plug ``device`` into the running domain ``d`` (caller holds ``d.oplock``)."""
-    from virtkit.drivers.qemu.driver import _attach
+    from virtkit.drivers.edit import attach_device
 
     if not isinstance(device, (Disk, Interface)):
         raise _unsupported(f"a <{type(device).__name__.lower()}> cannot be added to a running "
@@ -113,9 +113,9 @@ def attach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
             n += 1
         device = with_alias(device, f"net{n}")
         if device.mac is None:
-            probe = fill_missing_macs(_attach(live, device))
+            probe = fill_missing_macs(attach_device(live, device))
             device = probe.interfaces[-1]
-    new_live = driver._prepare(_attach(live, device))
+    new_live = driver._prepare(attach_device(live, device))
     resolved = driver._resolve(new_live)
     ctx = CommandContext(qmp_socket="/dev/null", emulator=resolved.emulator,
                          machine=resolved.machine)
@@ -134,7 +134,7 @@ def attach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
         tapped, tap = networking.plug_tap(new_live, index, device, driver._net_manager,
                                           log_path=str(driver.dirs.log_file(d.name)))
         device = tapped
-        new_live = _attach(live, device)
+        new_live = attach_device(live, device)
         parts = device_parts(new_live, device, dataclasses.replace(ctx, taps={index: tap}))
     try:
         driver._call(_plug(run, parts, isinstance(device, Disk)), 60.0)
@@ -143,7 +143,7 @@ def attach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
             networking.unplug_tap(tapped)
         raise
     with driver._lock:
-        run.live = _attach(run.live, device)
+        run.live = attach_device(run.live, device)
     driver._save_status(d, run)
 
 
@@ -190,12 +190,12 @@ async def _remove_backend(run: _Run, backend: Mapping[str, Any], disk: bool) -> 
 def detach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
     """Hot-unplug the device matching ``device`` from the running domain ``d``
     (caller holds ``d.oplock``)."""
-    from virtkit.drivers.qemu.driver import _same_device
+    from virtkit.drivers.edit import same_device
 
     live = run.live
     found: Disk | Interface
     if isinstance(device, Disk):
-        disk = next((x for x in live.disks if _same_device(x, device)), None)
+        disk = next((x for x in live.disks if same_device(x, device)), None)
         if disk is None:
             raise _failed(f"no matching device found in domain '{d.name}' to detach")
         found = disk
@@ -205,7 +205,7 @@ def detach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
                                           {"node-name": names.storage_node}] \
             if disk.source is not None else []
     elif isinstance(device, Interface):
-        index = next((i for i, x in enumerate(live.interfaces) if _same_device(x, device)), None)
+        index = next((i for i, x in enumerate(live.interfaces) if same_device(x, device)), None)
         if index is None:
             raise _failed(f"no matching device found in domain '{d.name}' to detach")
         found = live.interfaces[index]
@@ -220,7 +220,7 @@ def detach(driver: QemuDriver, d: _Domain, run: _Run, device: Device) -> None:
 
 async def _unplug(driver: QemuDriver, d: _Domain, run: _Run, found: Disk | Interface,
                   device_id: str, backends: list[dict[str, Any]], disk: bool) -> None:
-    from virtkit.drivers.qemu.driver import _detach
+    from virtkit.drivers.edit import detach_device
 
     monitor = run.monitor
     if monitor is None:
@@ -235,7 +235,7 @@ async def _unplug(driver: QemuDriver, d: _Domain, run: _Run, found: Disk | Inter
             return False
         with driver._lock:
             try:
-                run.live = _detach(run.live, found)
+                run.live = detach_device(run.live, found)
             except VirtError:
                 pass
         cleanup = loop.create_task(_after_unplug(driver, d, run, found, backends, disk))

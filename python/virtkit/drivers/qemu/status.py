@@ -23,10 +23,10 @@ from __future__ import annotations
 import json
 import logging
 import os
-import threading
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from virtkit._files import remove_stale_temporaries, write_atomically
 from virtkit.errors import VirtError, VirtSystemError
 from virtkit.xml.domain import DomainConfig, format_domain, parse_domain
 
@@ -44,7 +44,6 @@ log = logging.getLogger(__name__)
 #: Version of the status file format; a file of another version is not adopted.
 STATUS_VERSION = 1
 
-_TEMP_MARK = ".tmp-"
 
 
 @dataclass(frozen=True)
@@ -100,56 +99,6 @@ class DriverDirs:
         if len(os.fsencode(path)) < 100:
             return path
         return self.runtime / f"{uuid_hex}.monitor"
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_atomically(path: Path, data: bytes, *, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old file or the new one.
-
-    Raises VirtSystemError when the file cannot be written (the old one is then intact).
-    """
-    tmp = path.with_name(f".{path.name}{_TEMP_MARK}{os.getpid()}-{threading.get_ident()}")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, mode)
-        try:
-            view = memoryview(data)
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise VirtSystemError(f"cannot write '{path}': {e.strerror}", errno=e.errno) from None
-
-
-def remove_stale_temporaries(directory: Path) -> list[Path]:
-    """Remove the temporaries an interrupted :func:`write_atomically` left; return them."""
-    removed: list[Path] = []
-    try:
-        entries = list(directory.iterdir())
-    except OSError:
-        return removed
-    for p in entries:
-        if p.name.startswith(".") and _TEMP_MARK in p.name:
-            try:
-                p.unlink()
-                removed.append(p)
-            except OSError:
-                pass
-    return removed
 
 
 def _unlink(path: Path) -> None:

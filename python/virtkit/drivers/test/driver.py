@@ -7,8 +7,10 @@ import os
 import threading
 from typing import TYPE_CHECKING
 
+from virtkit._files import write_atomically
 from virtkit.connection import NodeInfo
 from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
+from virtkit.drivers.edit import attach_device, detach_device, with_pin
 from virtkit.drivers.interface import DomainRef, Driver, NetworkRef
 from virtkit.drivers.test.node import NodeFacts, TestDomain, TestNetwork, TestNode
 from virtkit.errors import (
@@ -25,16 +27,12 @@ from virtkit.errors import (
 from virtkit.uri import URI
 from virtkit.xml.capabilities import Capabilities, GuestCaps, GuestDomain
 from virtkit.xml.domain import (
-    CharDevice,
     Device,
     Disk,
     DomainConfig,
-    Graphics,
-    Input,
     Interface,
     LifecycleAction,
     OSConfig,
-    Sound,
     VcpuPin,
 )
 from virtkit.xml.network import DHCPRange, IPConfig, NetworkConfig
@@ -323,9 +321,9 @@ class TestDriver(Driver):
             pin = VcpuPin(vcpu, format_cpulist(cpumap))
             # Remembered in the live state and in the definition (the next start keeps it).
             if d.live is not None:
-                d.live = _with_pin(d.live, pin)
+                d.live = with_pin(d.live, pin)
             if d.persistent or d.live is None:
-                d.config = _with_pin(d.config, pin)
+                d.config = with_pin(d.config, pin)
 
     def domain_get_vcpus(self, dom: DomainRef) -> list[VcpuInfo]:
         from virtkit.cpuset import parse_cpulist
@@ -414,7 +412,7 @@ class TestDriver(Driver):
             d = self._dom(dom)
             header = {"name": d.name, "state": int(d.state), "cpu_time": d.cpu_time_now()}
             xml = format_domain(dataclasses.replace(d.current, id=None)).encode()
-            _write_atomically(path, SAVE_MAGIC + json.dumps(header).encode() + b"\n" + xml)
+            write_atomically(path, SAVE_MAGIC + json.dumps(header).encode() + b"\n" + xml, mode=0o666)
             self.node.stop(d)
 
     def domain_core_dump(self, dom: DomainRef, path: str) -> None:
@@ -423,7 +421,7 @@ class TestDriver(Driver):
             c = d.current
             body = (f"name={d.name}\nuuid={d.uuid.hex()}\nmemory_kib={c.current_memory_kib}\n"
                     f"vcpus={c.online_vcpus}\ncpu_time_ns={d.cpu_time_now()}\n").encode()
-            _write_atomically(path, CORE_MAGIC + body)
+            write_atomically(path, CORE_MAGIC + body, mode=0o666)
 
     def domain_get_autostart(self, dom: DomainRef) -> bool:
         with self.node.lock:
@@ -452,17 +450,17 @@ class TestDriver(Driver):
         with self.node.lock:
             d = self._dom(dom)
             if d.live is not None:
-                d.live = _attach(d.live, device)
+                d.live = attach_device(d.live, device)
             else:
-                d.config = _attach(d.config, device)
+                d.config = attach_device(d.config, device)
 
     def domain_detach_device(self, dom: DomainRef, device: Device) -> None:
         with self.node.lock:
             d = self._dom(dom)
             if d.live is not None:
-                d.live = _detach(d.live, device)
+                d.live = detach_device(d.live, device)
             else:
-                d.config = _detach(d.config, device)
+                d.config = detach_device(d.config, device)
 
     def domain_interface_addresses(self, dom: DomainRef, source: int) -> list[DomainInterface]:
         """From the fake leases (see :func:`_fake_lease`) of the domain's interfaces on
@@ -630,62 +628,6 @@ def _with_max_memory(c: DomainConfig, kib: int) -> DomainConfig:
 def _with_vcpus(c: DomainConfig, count: int) -> DomainConfig:
     pins = tuple(p for p in c.vcpu_pins if p.vcpu < count)
     return dataclasses.replace(c, vcpus=count, vcpus_current=None, vcpu_pins=pins)
-
-
-def _with_pin(c: DomainConfig, pin: VcpuPin) -> DomainConfig:
-    pins = tuple(sorted([p for p in c.vcpu_pins if p.vcpu != pin.vcpu] + [pin], key=lambda p: p.vcpu))
-    return dataclasses.replace(c, vcpu_pins=pins)
-
-
-_DEVICE_FIELDS: dict[type, str] = {
-    Disk: "disks", Interface: "interfaces", CharDevice: "chardevs",
-    Graphics: "graphics", Input: "inputs", Sound: "sounds",
-}
-
-
-def _same_device(a: object, b: object) -> bool:
-    """Whether ``b`` (from a detach request) designates the attached device ``a``."""
-    if isinstance(a, Disk) and isinstance(b, Disk):
-        return a.target_dev == b.target_dev
-    if isinstance(a, Interface) and isinstance(b, Interface):
-        return a.mac == b.mac if b.mac else a.type == b.type
-    return a == b
-
-
-def _attach(c: DomainConfig, device: Device) -> DomainConfig:
-    field_name = _DEVICE_FIELDS[type(device)]
-    existing = getattr(c, field_name)
-    if isinstance(device, Disk) and any(d.target_dev == device.target_dev for d in existing):
-        raise OperationFailedError(f"target {device.target_dev} already exists in domain '{c.name}'")
-    if isinstance(device, Interface) and device.mac and any(i.mac == device.mac for i in existing):
-        raise OperationFailedError(f"an interface with MAC {device.mac} already exists in domain '{c.name}'")
-    return dataclasses.replace(c, **{field_name: existing + (device,)})
-
-
-def _detach(c: DomainConfig, device: Device) -> DomainConfig:
-    field_name = _DEVICE_FIELDS[type(device)]
-    existing = getattr(c, field_name)
-    for i, d in enumerate(existing):
-        if _same_device(d, device):
-            return dataclasses.replace(c, **{field_name: existing[:i] + existing[i + 1:]})
-    raise OperationFailedError(f"no matching device found in domain '{c.name}' to detach")
-
-
-def _write_atomically(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` so that a crash leaves the old file or the new one."""
-    tmp = f"{path}.tmp-{os.getpid()}-{threading.get_ident()}"
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise VirtSystemError(f"cannot write '{path}': {e.strerror}", errno=e.errno) from None
 
 
 def _read_save_file(path: str) -> tuple[dict[str, object], bytes]:
