@@ -12,7 +12,10 @@ N = 1, 4 and 8 PV guests running:
   ``vm`` (UUID), ``memory/target`` and its ``cpu`` directory, over the raw
   socket in this process, the way libvirt's xenstore driver read them), and
   against ``xl list`` run as a process;
-- one domain's info: ``domain_info(id)`` (domctl getdomaininfo) and
+- the public API on ``xen:///`` (the driver, hypervisor backend first):
+  ``list_all_domains()`` and ``info()`` of each, what libvirt's figure covers;
+- one domain's info: ``domain_info(id)`` (domctl getdomaininfo),
+  ``dom.info()`` through ``xen:///``, and
   ``HypervisorBackend.domain_get_info``, against the same xenstore reads for
   one domain and ``xl list NAME``;
 - batch statistics: every vCPU of every domain (getvcpuinfo + affinity).
@@ -60,6 +63,7 @@ from _harness import measure
 from virtkit._core import XenHypervisor
 from virtkit.drivers.interface import DomainRef
 from virtkit.drivers.xen.hypervisor import HypervisorBackend
+import virtkit
 
 XS_DIRECTORY, XS_READ, XS_ERROR = 1, 2, 16
 
@@ -115,20 +119,29 @@ def xl_list(*args):
 def vcpus_all():
     return [hv.vcpu_infos(d.domid) for d in hv.domain_list()]
 
+conn = virtkit.open("xen:///")
+assert conn._driver.backends[0].name == "hypervisor", conn._driver.backends
+
+def api_all():
+    return [(d.name, d.info()) for d in conn.list_all_domains()]
+
 doms = hv.domain_list()
 last = doms[-1]
 name = xs.read(f"/local/domain/{last.domid}/name")
 ref = DomainRef(name, last.uuid, last.domid)
+api_dom = conn.lookup_domain_by_name(name)
 # The same domains, the same facts, from each contestant.
 assert len(xs_all()) == len(doms), (xs_all(), doms)
 MIN = float(os.environ.get("BENCH_MIN_TIME", "0.5"))
 t = {}
 t["all: domain_list (1 hypercall)"] = measure(hv_all, min_time=MIN)
 t["all: HypervisorBackend.all_domain_info"] = measure(backend.all_domain_info, min_time=MIN)
+t["all: xen:/// list_all_domains + info each"] = measure(api_all, min_time=MIN)
 t["all: xenstore reads (raw socket)"] = measure(xs_all, min_time=MIN)
 t["all: xl list (process)"] = measure(xl_list, min_time=MIN, repeat=3)
 t["one: domain_info (1 hypercall)"] = measure(lambda: hv.domain_info(last.domid), min_time=MIN)
 t["one: HypervisorBackend.domain_get_info"] = measure(lambda: backend.domain_get_info(ref), min_time=MIN)
+t["one: xen:/// dom.info()"] = measure(api_dom.info, min_time=MIN)
 t["one: xenstore reads (raw socket)"] = measure(lambda: xs_one(last.domid), min_time=MIN)
 t["one: xl list NAME (process)"] = measure(lambda: xl_list(name), min_time=MIN, repeat=3)
 t["vcpus of all domains"] = measure(vcpus_all, min_time=MIN)
@@ -196,10 +209,12 @@ def report(result: dict[str, object]) -> None:
             line += f"   ({value / ours_one:8.1f}x domain_info)"
         print(line)
     print(f"  libvirt 9.0 libxl, list + info of all (issue's figure, {human(peer_all).strip()}):")
-    for key in ("all: domain_list (1 hypercall)", "all: HypervisorBackend.all_domain_info"):
+    for key in ("all: domain_list (1 hypercall)", "all: HypervisorBackend.all_domain_info",
+                "all: xen:/// list_all_domains + info each"):
         print(f"    vs {key:<40} {peer_all / seconds[key]:10.0f}x (target 100x)")
     lo, hi = LIBXL_ONE_INFO_MS
-    for key in ("one: domain_info (1 hypercall)", "one: HypervisorBackend.domain_get_info"):
+    for key in ("one: domain_info (1 hypercall)", "one: HypervisorBackend.domain_get_info",
+                "one: xen:/// dom.info()"):
         print(f"    one dom.info() {lo:g}-{hi:g} ms vs {key:<36} "
               f"{lo / 1000 / seconds[key]:8.0f}x-{hi / 1000 / seconds[key]:.0f}x (target 50x)")
 

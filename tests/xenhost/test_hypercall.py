@@ -333,3 +333,38 @@ def test_calls_after_close_and_gil_release(dom0_virtkit: XenHost) -> None:
     assert out["hyper"] > 0, out
     assert out["closed"]["errno"] == 9 and "closed" in out["closed"]["message"]
     assert out["repr"] == "XenHypervisor(closed)"
+
+
+def test_the_xen_driver_serves_running_domains_through_hypercalls(dom0_virtkit: XenHost,
+                                                                 guests: Any) -> None:
+    """xen:/// in dom0 (no xend) puts the hypervisor's backend first in its
+    chain: listing, info, suspend/resume of a running guest go through it and
+    agree with xl."""
+    host = dom0_virtkit
+    domid = guests("vk-hc-drv", vcpus=2)
+    out = in_dom0(host, f"""
+        import virtkit
+        with virtkit.open("xen:///") as conn:
+            drv = conn._driver
+            names = [b.name for b in drv.backends]
+            hb = drv.backend("hypervisor")
+            listed = sorted((d.name, d.id) for d in conn.list_all_domains() if d.id >= 0)
+            dom = conn.lookup_domain_by_name("vk-hc-drv")
+            info = dom.info()
+            dom.suspend()
+            paused = int(dom.state())
+            xen_paused = hv.domain_info({domid}).state
+            dom.resume()
+            resumed = int(dom.state())
+            out = dict(names=names, live=type(hb).__name__, listed=listed, id=dom.id,
+                       info=[int(info.state), info.max_memory, info.memory, info.nr_virt_cpu],
+                       paused=paused, xen_paused=xen_paused, resumed=resumed)
+    """)
+    assert out["names"][0] == "hypervisor" and out["live"] == "HypervisorBackend", out
+    assert out["listed"] == sorted((name, i) for name, i in host.domains().items())
+    assert out["id"] == domid
+    row = xl_list(host)[domid]
+    assert out["info"][2] // 1024 == row["mem"] and out["info"][3] == row["vcpus"] == 2
+    assert out["paused"] == 3 and out["xen_paused"] == 3
+    assert out["resumed"] in (1, 2)
+    assert "p" not in xl_list(host)[domid]["state"]
