@@ -11,7 +11,8 @@ N = 1, 4 and 8 PV guests running:
   xenstore (a directory of ``/local/domain``, then per domain its name,
   ``vm`` (UUID), ``memory/target`` and its ``cpu`` directory, over the raw
   socket in this process, the way libvirt's xenstore driver read them), and
-  against ``xl list`` run as a process;
+  against ``xl list`` run as a process (and ``virtkit -c xen:/// list --all``
+  as a process beside it);
 - the public API on ``xen:///`` (the driver, hypervisor backend first):
   ``list_all_domains()`` and ``info()`` of each, what libvirt's figure covers;
 - one domain's info: ``domain_info(id)`` (domctl getdomaininfo),
@@ -116,6 +117,10 @@ def hv_all():
 def xl_list(*args):
     subprocess.run(["xl", "list", *args], check=True, stdout=subprocess.DEVNULL)
 
+def virtkit_list():
+    subprocess.run(["virtkit", "-c", "xen:///", "list", "--all"], check=True,
+                   stdout=subprocess.DEVNULL)
+
 def vcpus_all():
     return [hv.vcpu_infos(d.domid) for d in hv.domain_list()]
 
@@ -139,6 +144,7 @@ t["all: HypervisorBackend.all_domain_info"] = measure(backend.all_domain_info, m
 t["all: xen:/// list_all_domains + info each"] = measure(api_all, min_time=MIN)
 t["all: xenstore reads (raw socket)"] = measure(xs_all, min_time=MIN)
 t["all: xl list (process)"] = measure(xl_list, min_time=MIN, repeat=3)
+t["all: virtkit -c xen:/// list --all (process)"] = measure(virtkit_list, min_time=MIN, repeat=3)
 t["one: domain_info (1 hypercall)"] = measure(lambda: hv.domain_info(last.domid), min_time=MIN)
 t["one: HypervisorBackend.domain_get_info"] = measure(lambda: backend.domain_get_info(ref), min_time=MIN)
 t["one: xen:/// dom.info()"] = measure(api_dom.info, min_time=MIN)
@@ -208,6 +214,8 @@ def report(result: dict[str, object]) -> None:
         if key.startswith("one: ") and key != "one: domain_info (1 hypercall)":
             line += f"   ({value / ours_one:8.1f}x domain_info)"
         print(line)
+    vl, xl = seconds["all: virtkit -c xen:/// list --all (process)"], seconds["all: xl list (process)"]
+    print(f"  virtkit list --all / xl list, as processes: {vl / xl:.2f} (target <= 1)")
     print(f"  libvirt 9.0 libxl, list + info of all (issue's figure, {human(peer_all).strip()}):")
     for key in ("all: domain_list (1 hypercall)", "all: HypervisorBackend.all_domain_info",
                 "all: xen:/// list_all_domains + info each"):

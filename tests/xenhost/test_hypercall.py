@@ -361,7 +361,7 @@ def test_the_xen_driver_serves_running_domains_through_hypercalls(dom0_virtkit: 
                        paused=paused, xen_paused=xen_paused, resumed=resumed)
     """)
     assert out["names"][0] == "hypervisor" and out["live"] == "HypervisorBackend", out
-    assert out["listed"] == sorted((name, i) for name, i in host.domains().items())
+    assert out["listed"] == sorted([name, i] for name, i in host.domains().items())
     assert out["id"] == domid
     row = xl_list(host)[domid]
     assert out["info"][2] // 1024 == row["mem"] and out["info"][3] == row["vcpus"] == 2
