@@ -195,18 +195,36 @@ def test_running_domains_with_names_in_one_round() -> None:
 
 
 def test_xenstore_names_over_a_xenstored() -> None:
-    from tests.drivers.xen.fake_xenstored import FakeXenstored
+    from tests.drivers.xen.fake_xenstored import XS_READ, FakeXenstored
     from virtkit.drivers.xen.hypervisor import XenstoreNames
     from virtkit.drivers.xen.xenstore import XenstoreClient
 
     with FakeXenstored() as xs:
         xs.tree.write("/local/domain/7/name", "gué".encode())
         names = XenstoreNames(XenstoreClient(xs.path))
+        assert xs.watch_count() == 1
         assert names(0) == "Domain-0"
         assert names.many([7, 0, 9]) == ["gué", "Domain-0", None]
         b = HypervisorBackend(FakeXen(Dom(0, U0), Dom(7, U1)), names)  # type: ignore[arg-type]
         assert b.lookup_domain_by_id(7) == DomainRef("gué", U1, 7)
+
+        def reads() -> list[str]:
+            return [p for t, p in xs.requests if t == XS_READ]
+
+        # Kept while nothing changes under /local/domain: no request at all.
+        before = len(xs.requests)
         assert b.list_all_domains() == [DomainRef("Domain-0", U0, 0), DomainRef("gué", U1, 7)]
+        assert len(xs.requests) == before
+        # A name not known yet (9) is asked each time, alone.
+        names.many([0, 9])
+        assert reads()[-1] == "/local/domain/9/name" and len(xs.requests) == before + 1
+        # A rename (or any change there) drops what was kept.
+        xs.write("/local/domain/7/name", "renamed")
+        assert b.list_all_domains() == [DomainRef("Domain-0", U0, 0),
+                                        DomainRef("renamed", U1, 7)]
+        assert reads()[-2:] == ["/local/domain/0/name", "/local/domain/7/name"]
+        xs.write("/local/domain/9/name", "g9")
+        assert names(9) == "g9"
         b.close()
         assert names.client.closed
 

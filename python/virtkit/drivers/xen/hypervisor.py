@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import errno as errno_codes
 import os
+import select
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 from virtkit._core import XenDomainInfo, XenHypervisor
+from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
 from virtkit.drivers.interface import DomainRef
 from virtkit.drivers.xen.backend import XenBackend
 from virtkit.errors import (
@@ -50,7 +53,6 @@ from virtkit.uuid import format_uuid
 if TYPE_CHECKING:
     from virtkit.connection import NodeInfo
     from virtkit.drivers.xen.xenstore import XenstoreClient
-    from virtkit.domain import DomainInfo, DomainState, VcpuInfo
 
 __all__ = ["HypervisorBackend", "DomainSnapshot", "NameSource", "XenstoreNames",
            "domain_state", "open_hypervisor"]
@@ -62,17 +64,58 @@ NameSource = Callable[[int], "str | None"]
 
 class XenstoreNames:
     """Domain names from xenstore (``/local/domain/ID/name``) over one connection
-    of ours; ``many`` reads a whole list in one round of pipelined requests."""
+    of ours, kept between calls while nothing under ``/local/domain`` changes.
+
+    A watch on ``/local/domain`` tells of every change there (a rename, a
+    domain built or torn down); before answering, the events that xenstored
+    has sent are taken off the socket (a zero-timeout ``select``, no request)
+    and any of them drops the kept names. So a listing costs no xenstore round
+    trip while the set of domains stays the same (a round is milliseconds in
+    a dom0, a hypercall a tenth of one), and one round (pipelined reads of the
+    names not kept) otherwise. ``many`` reads a list; calling the object reads one.
+    A listing made while xenstored is still sending the event of a change that
+    another client has just made (microseconds) may show the name from before.
+    The socket is the client's own (``_sock``: XenstoreClient has no public
+    ``fileno``); without one nothing is kept.
+    """
+
+    TOKEN = "virtkit-hypervisor-names"
 
     def __init__(self, client: XenstoreClient) -> None:
         self.client = client
+        self._names: dict[int, str] = {}
+        self._lock = threading.Lock()
+        # Without a socket to poll (another client class), nothing is kept.
+        self._sock = getattr(client, "_sock", None)
+        if self._sock is not None:
+            client.watch("/local/domain", self.TOKEN)  # fires once at once: starts empty
 
     def __call__(self, domid: int) -> str | None:
         return self.many([domid])[0]
 
+    def _changed(self) -> bool:
+        """Whether xenstored told of a change under /local/domain since the last call."""
+        if self._sock is None:
+            return True
+        changed = False
+        while select.select([self._sock], [], [], 0)[0]:
+            changed |= self.client.read_watch(timeout=1.0) is not None
+        while self.client.read_watch(timeout=0) is not None:
+            changed = True
+        return changed
+
     def many(self, ids: list[int]) -> list[str | None]:
-        values = self.client.read_many([f"/local/domain/{i}/name" for i in ids])
-        return [None if v is None else v.decode("utf-8", "replace") for v in values]
+        with self._lock:
+            names = self._names
+            if self._changed():
+                names.clear()
+            missing = [i for i in ids if i not in names]
+            if missing:
+                values = self.client.read_many([f"/local/domain/{i}/name" for i in missing])
+                for i, v in zip(missing, values):
+                    if v is not None:  # a domain without a name yet is asked again
+                        names[i] = v.decode("utf-8", "replace")
+            return [names.get(i) for i in ids]
 
     def close(self) -> None:
         self.client.close()
@@ -108,21 +151,21 @@ class DomainSnapshot(NamedTuple):
     hvm: bool
 
 
+#: The core's state numbers (libvirt's) as DomainState, "no state" as running.
+_STATES = tuple(DomainState.RUNNING if s == DomainState.NOSTATE else s for s in DomainState)
+
+
 def domain_state(info: XenDomainInfo) -> DomainState:
     """libvirt's state for Xen's flags (xen-protocols.md 3.3): crashed, dying
     (shutting down), shut down (shut off until destroyed), paused, blocked,
     running. A runnable domain that is neither running nor blocked right now
     is reported as running (libvirt said "no state", which the public layer
     would take for inactive)."""
-    from virtkit.domain import DomainState
-
-    state = DomainState(info.state)
-    return DomainState.RUNNING if state == DomainState.NOSTATE else state
+    state = info.state
+    return _STATES[state] if 0 <= state < len(_STATES) else DomainState(state)
 
 
 def _info(info: XenDomainInfo) -> DomainInfo:
-    from virtkit.domain import DomainInfo
-
     return DomainInfo(domain_state(info), info.max_memory_kib, info.memory_kib,
                       info.online_vcpus, info.cpu_time_ns)
 
@@ -321,8 +364,6 @@ class HypervisorBackend(XenBackend):
             self.hypervisor.set_vcpu_affinity(dom.id, vcpu, cpus)
 
     def domain_get_vcpus(self, dom: DomainRef) -> list[VcpuInfo]:
-        from virtkit.domain import VcpuInfo, VcpuState
-
         self._live(dom)
         ncpus = self._host_cpus()
         with self._about(dom):
