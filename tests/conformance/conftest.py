@@ -39,9 +39,12 @@ class Target:
     #: missing (test name -> reason): a strict xfail, so the test still runs and
     #: fails loudly the day the operation works.
     unsupported: dict[str, str] = field(default_factory=dict)
-    #: Called on an active domain before shutdown() and reboot(): a real guest
-    #: honours the ACPI power button only once its OS has booted.
+    #: Called on an active domain before the ``settle_before`` methods: a real
+    #: guest honours the ACPI power button only once its OS has booted.
     settle: Callable[[virtkit.Domain], None] | None = None
+    #: Domain methods that need a booted guest (a Xen PV guest's kernel takes
+    #: part in its own save, and dumps only once it has set up its memory map).
+    settle_before: tuple[str, ...] = ("shutdown", "reboot")
 
     def domain_xml(self, name: str, *, memory: int = 131072, vcpus: int = 1,
                    uuid: str | None = None, extra: str = "") -> str:
@@ -96,6 +99,45 @@ TARGETS = [
                    "xend has no virtual networks (libvirt 0.2.2 ran them in its qemud)",
            }),
 ]
+
+
+# Inside dom0 of the nested Xen host (tests/xenhost/test_dom0.py sets this), the
+# suite runs against xen:/// itself, with the PV test guest, and nothing else.
+if os.environ.get("VIRTKIT_CONFORMANCE_XEN_DOM0"):
+    _NO_NETWORKS = ("xen:/// has no virtual networks (libvirt 0.2.2 ran them in its qemud, "
+                    "and xl has none)")
+    TARGETS = [
+        Target(id="xen-dom0", uri="xen:///", domain_type="xen",
+               domain_body=lambda: _xen_pv_guest_body(), timeout=150.0,
+               settle=lambda dom: _xen_pv_guest_settle(dom),
+               settle_before=("shutdown", "reboot", "save", "suspend"),
+               unsupported={
+                   "test_attach_and_detach_devices":
+                       "the test's devices (a virtio disk, a user-mode NIC) are QEMU's: Xen "
+                       "answers CONFIG_UNSUPPORTED (tests/xenhost/dom0 attaches Xen disks)",
+                   "test_define_start_destroy_undefine": _NO_NETWORKS,
+                   "test_transient_network_and_undefine_of_active": _NO_NETWORKS,
+                   "test_autostart_and_errors": _NO_NETWORKS,
+               }),
+    ]
+
+
+def _xen_pv_guest_body() -> str:
+    from tests.xenhost.dom0.guests import GUEST_DIR
+
+    return (f"<os><type>linux</type><kernel>{GUEST_DIR}/guest-vmlinux</kernel>"
+            f"<initrd>{GUEST_DIR}/guest-initrd.gz</initrd>"
+            "<cmdline>console=hvc0 quiet panic=-1 virtkit.tick=0</cmdline></os>"
+            "<devices><console type='pty'/></devices>")
+
+
+def _xen_pv_guest_settle(dom: virtkit.Domain) -> None:
+    """A PV guest acts on control/shutdown once its kernel watches it: wait for its
+    ready line (counting the boots of this domain so far)."""
+    from tests.xenhost.dom0.guests import READY, console_log, wait_console
+
+    boots = console_log(dom.name).count(READY)
+    wait_console(dom.name, READY, count=max(boots, 1))
 
 
 def _qemu_guest_body() -> str:
@@ -187,13 +229,14 @@ def target(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> T
             strict=True))
     if t.settle is not None:
         settle = t.settle
-        for method in ("shutdown", "reboot"):
+        for method in t.settle_before:
             real = getattr(virtkit.Domain, method)
 
-            def settled(dom: virtkit.Domain, _real: Callable[[virtkit.Domain], None] = real) -> None:
+            def settled(dom: virtkit.Domain, *args: object,
+                        _real: Callable[..., None] = real) -> None:
                 if dom.is_active():
                     settle(dom)
-                _real(dom)
+                _real(dom, *args)
             monkeypatch.setattr(virtkit.Domain, method, settled)
     return t
 

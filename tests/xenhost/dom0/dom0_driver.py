@@ -167,7 +167,7 @@ def test_save_restore_and_disk_hotplug(conn: virtkit.Connection, tmp_path: objec
     os.unlink("/tmp/vkt-disk.img")
 
     # Save: the domain goes; restore: the guest goes on counting where it was.
-    path = "/tmp/vkt-save.save"
+    path = "/var/tmp/vkt-save.save"  # on disk: /tmp is a tmpfs in 512 MiB of dom0
     dom.save(path)
     assert name not in xl_list() and os.path.getsize(path) > 64 * 2**20
     before = last_tick(name)

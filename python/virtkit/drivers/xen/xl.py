@@ -539,16 +539,26 @@ class XlBackend(XenBackend):
         if dom.id < 0:
             self._need_definition(dom)
             return DomainState.SHUTOFF, 0
-        return state_of(self._row(dom).state), 0
+        try:
+            return state_of(self._row(dom).state), 0
+        except NoDomainError:
+            # Gone between xenstore's answer and xl's (it was dying): shut off
+            # when defined, else gone for good.
+            self._need_definition(dom)
+            return DomainState.SHUTOFF, 0
 
     def domain_get_info(self, dom: DomainRef) -> DomainInfo:
         from virtkit.domain import DomainInfo, DomainState
 
-        if dom.id < 0:
+        if dom.id >= 0:
+            try:
+                row = self._row(dom)
+            except NoDomainError:
+                row = None  # it was dying: as for get_state
+        if dom.id < 0 or row is None:
             c = self._need_definition(dom).config
             return DomainInfo(DomainState.SHUTOFF, c.memory, c.current_memory_kib,
                               c.online_vcpus, 0)
-        row = self._row(dom)
         memory = row.memory_mib * 1024
         maximum = self._static_max(dom) or memory
         return DomainInfo(state_of(row.state), max(maximum, memory), memory, row.vcpus,
