@@ -9,13 +9,14 @@ import re
 import select
 import subprocess
 import time
+from collections.abc import Iterator
 
 import pytest
 
 import virtkit
 
-from .guests import (conn, dom0_ready, pv_xml, sh, wait_console, wait_for, xl_list,  # noqa: F401
-                     xl_uuid, xl_vcpus, xs_read)
+from .guests import (clean_dom0, dom0_ready, pv_xml, sh, wait_console, wait_for,  # noqa: F401
+                     xl_list, xl_uuid, xl_vcpus, xs_read)
 
 
 def vk(*args: str) -> str:
@@ -27,16 +28,19 @@ def fields(text: str) -> dict[str, str]:
             if k.strip()}
 
 
-@pytest.fixture
-def guest(conn: virtkit.Connection) -> virtkit.Domain:
-    dom = conn.define_domain(pv_xml("vkt-cli", vcpus=2, tick=1))
-    dom.start()
-    wait_console("vkt-cli", r"VIRTKIT-TICK n=1 ")
-    return dom
+@pytest.fixture(scope="module")
+def guest() -> Iterator[virtkit.Domain]:
+    """One running guest for the module (a start costs seconds under TCG)."""
+    with virtkit.open("xen:///") as c:
+        dom = c.define_domain(pv_xml("vkt-cli", vcpus=2, tick=1))
+        dom.start()
+        wait_console("vkt-cli", r"VIRTKIT-TICK n=1 ")
+        yield dom
+    clean_dom0()
 
 
-def test_list_dominfo_vcpuinfo_vcpupin_setmem(guest: virtkit.Domain,
-                                              conn: virtkit.Connection) -> None:
+def test_list_dominfo_vcpuinfo_vcpupin_setmem(guest: virtkit.Domain) -> None:
+    conn = guest.connection
     conn.define_domain(pv_xml("vkt-cli-off"))
     xl = xl_list()
     rows = [ln.split() for ln in vk("list").splitlines()[2:] if ln.strip()]
