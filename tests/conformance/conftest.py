@@ -108,7 +108,7 @@ if os.environ.get("VIRTKIT_CONFORMANCE_XEN_DOM0"):
                     "and xl has none)")
     TARGETS = [
         Target(id="xen-dom0", uri="xen:///", domain_type="xen",
-               domain_body=lambda: _xen_pv_guest_body(), timeout=150.0,
+               domain_body=lambda: _xen_pv_guest_body(), timeout=400.0,
                settle=lambda dom: _xen_pv_guest_settle(dom),
                settle_before=("shutdown", "reboot", "save", "suspend"),
                unsupported={

@@ -56,7 +56,7 @@ def dom0_tests(dom0_virtkit: XenHost) -> XenHost:
 
 
 def run_in_dom0(host: XenHost, *paths: str, env: dict[str, str] | None = None,
-                timeout: float = 900, label: str) -> str:
+                timeout: float = 2400, label: str) -> str:
     """dom0's pytest on ``paths``; fails with its report unless every test passed
     (or failed as a strict, reasoned xfail). Returns the report."""
     started = time.monotonic()
@@ -164,10 +164,11 @@ def test_read_only_access_for_a_non_root_user(dom0_tests: XenHost) -> None:
     host.put_bytes(READ_ONLY_CHECK.encode(), "/tmp/vkt-ro.py", mode=0o644)
     host.check_output(
         "cd /root/vktests && python3 -c 'from tests.xenhost.dom0.guests import *; import virtkit; "
-        "virtkit.open(\"xen:///\").define_domain(pv_xml(\"vkt-ro\", vcpus=2)).start()'")
-    host.check_output(["virtkitd", "--system", "--driver", "xen", "--daemon"], timeout=60)
+        "virtkit.open(\"xen:///\").define_domain(pv_xml(\"vkt-ro\", vcpus=2)).start()'",
+        timeout=300)
+    host.check_output(["virtkitd", "--system", "--driver", "xen", "--daemon"], timeout=300)
     try:
-        status, out, err = host.run(["python3", "/tmp/vkt-ro.py"], user=DOM0_USER, timeout=120)
+        status, out, err = host.run(["python3", "/tmp/vkt-ro.py"], user=DOM0_USER, timeout=300)
         assert status == 0, out + err
         lines = dict(line.split(" ", 1) for line in out.splitlines())
         domid = host.domains()["vkt-ro"]
@@ -182,7 +183,8 @@ def test_read_only_access_for_a_non_root_user(dom0_tests: XenHost) -> None:
                                         "define"])
         assert lines["DAEMON-REFUSED"] == "True" and lines["RW-SOCKET-REFUSED"] == "True"
         # The CLI as that user: -r goes through the daemon too.
-        listing = host.check_output(["virtkit", "-r", "-c", "xen:///", "list"], user=DOM0_USER)
+        listing = host.check_output(["virtkit", "-r", "-c", "xen:///", "list"], 300,
+                                    user=DOM0_USER)
         assert re.search(rf"^\s*{domid}\s+vkt-ro\s+(running|idle)\s*$", listing, re.M), listing
         assert "vkt-ro" in host.domains(), "the guest still runs"
     finally:
