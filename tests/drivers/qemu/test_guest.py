@@ -55,8 +55,11 @@ def conn(daemon: QemuDaemon) -> Iterator[virtkit.Connection]:
 
 
 def booted(dom: virtkit.Domain) -> Console:
+    """The guest's console once it has booted. The ready marker or, when the
+    console was opened after the guest printed it (a busy machine can delay
+    that by many seconds), the shell's answer to Enter."""
     console = open_console(dom)
-    console.expect(READY_MARKER, BOOT)
+    wait_guest_ready(console, BOOT)
     return console
 
 

@@ -173,3 +173,15 @@ def test_any_domain_converts_or_is_refused_cleanly(fmt: int, config: DomainConfi
         assert e.code == ErrorCode.CONFIG_UNSUPPORTED
     else:
         parse_xm(text, fmt)
+
+
+@pytest.mark.parametrize("cpus", ['":"', '"0-"', '["1", "x"]'])
+def test_cpus_that_are_no_cpu_list_are_refused_with_their_line(cpus: str) -> None:
+    text = f'name = "g"\nmemory = 64\ncpus = {cpus}\n'
+    with pytest.raises(ConfigSyntaxError) as info:
+        parse_xm(text)
+    assert info.value.line == 3 and "CPU list" in str(info.value)
+
+
+def test_cpus_with_spaces_are_read_as_a_cpu_list() -> None:
+    assert parse_xm('name = "g"\nmemory = 64\ncpus = "0-1, 3"\n').cpuset == "0-1,3"

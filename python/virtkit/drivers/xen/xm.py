@@ -31,6 +31,7 @@ XML element, before anything is written.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Callable
 
 from virtkit.drivers.xen import spellings as sp
@@ -263,16 +264,27 @@ def parse_xm(data: ConfFile | str | bytes, xend_config_format: int = sp.DEFAULT_
     return DomainConfig(**f)  # type: ignore[arg-type]
 
 
+#: libvirt's CPU list (the domain schema's dom.cpuset): ``0-3,^2,6``.
+_CPULIST = re.compile(r"([0-9]+(-[0-9]+)?|\^[0-9]+)(,([0-9]+(-[0-9]+)?|\^[0-9]+))*\Z")
+
+
 def _read_cpus(r: _Reader, f: dict[str, object]) -> None:
     value = r.conf.get("cpus")
     if value is None:
         return
+
+    def cpulist(item: str) -> str:
+        text = item.replace(" ", "")
+        if not _CPULIST.match(text):
+            raise r.fail("cpus", f"not a CPU list such as '0-3,^2,6': {item!r}")
+        return text
+
     if isinstance(value, str):
         if value:
-            f["cpuset"] = value
+            f["cpuset"] = cpulist(value)
         return
     if isinstance(value, int):
-        f["cpuset"] = str(value)
+        f["cpuset"] = cpulist(str(value))
         return
     pins = []
     for n, item in enumerate(value):
@@ -281,7 +293,7 @@ def _read_cpus(r: _Reader, f: dict[str, object]) -> None:
         if not isinstance(item, str):
             raise r.fail("cpus", f"expected CPU lists, not {value!r}")
         if item:
-            pins.append(VcpuPin(n, item))
+            pins.append(VcpuPin(n, cpulist(item)))
     if pins:
         f["vcpu_pins"] = tuple(pins)
 
