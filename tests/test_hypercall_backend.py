@@ -268,6 +268,32 @@ def test_the_driver_hook(monkeypatch: pytest.MonkeyPatch) -> None:
     assert fake.closed
 
 
+def test_current_brings_a_reference_up_to_date() -> None:
+    names = {0: "Domain-0", 3: "g3", 5: "g5"}
+    b, fake = backend(Dom(0, U0), Dom(3, U1), Dom(5, U2), names=names)
+    same = DomainRef("g3", U1, 3)
+    fake.calls.clear()
+    assert b.current(same) is same
+    assert fake.calls == [("domain_info", 3)]  # one hypercall, the name kept or looked up
+    # Renamed: same id, new name.
+    names[3] = "g3-renamed"
+    assert b.current(same) == DomainRef("g3-renamed", U1, 3)
+    # Rebooted or restored: its UUID under a new id.
+    assert b.current(DomainRef("g5", U2, 4)) == DomainRef("g5", U2, 5)
+    assert b.current(DomainRef("g5", U2, 3)) == DomainRef("g5", U2, 5)  # 3 is another domain
+    # Inactive, or gone: id -1; a dying domain (state 4) is gone too.
+    assert b.current(DomainRef("off", bytes([9] * 16), -1)) == DomainRef("off", bytes([9] * 16), -1)
+    fake.doms[5].state = 4
+    assert b.current(DomainRef("g5", U2, 5)) == DomainRef("g5", U2, -1)
+    # Other refusals pass through.
+    def refuse(domid: int) -> None:
+        raise XenCallError("nope", errno=errno.EPERM, str1="domctl getdomaininfo")
+
+    fake.domain_info = refuse  # type: ignore[method-assign, assignment]
+    with pytest.raises(XenCallError):
+        b.current(same)
+
+
 def test_info_state_and_memory_of_one_domain() -> None:
     b, _ = backend(Dom(3, U1, state=3, hvm=True))
     ref = DomainRef("g3", U1, 3)

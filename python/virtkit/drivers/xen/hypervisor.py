@@ -305,6 +305,33 @@ class HypervisorBackend(XenBackend):
         raise NoDomainError(f"domain not found: no running domain with UUID {format_uuid(uuid)}",
                             domain=ErrorDomain.XEN)
 
+    def current(self, dom: DomainRef) -> DomainRef:
+        """``dom`` as it is now (the driver's hook, called before every domain
+        operation): the same reference while Xen's domain with its id still has
+        its UUID and xenstore its name, else the live domain with its UUID (a
+        reboot or a restore gave it a new id; a rename a new name), else the
+        reference with id -1 (not running). A dying domain counts as gone. One
+        hypercall when the id still holds (names are kept, see
+        :class:`XenstoreNames`), two otherwise."""
+        if dom.id >= 0:
+            try:
+                info = self.hypervisor.domain_info(dom.id)
+            except XenCallError as e:
+                if e.errno != errno_codes.ESRCH:
+                    raise
+            else:
+                if info.uuid == dom.uuid and domain_state(info) != DomainState.SHUTDOWN:
+                    name = self.names(dom.id) if self.names is not None else None
+                    return dom if name is None or name == dom.name else \
+                        DomainRef(name, dom.uuid, dom.id)
+        found = [d for d in self.hypervisor.domain_list()
+                 if d.uuid == dom.uuid and domain_state(d) != DomainState.SHUTDOWN]
+        if not found:
+            return DomainRef(dom.name, dom.uuid, -1)
+        domid = found[-1].domid
+        name = self.names(domid) if self.names is not None else None
+        return DomainRef(name or dom.name, dom.uuid, domid)
+
     # --- one domain -----------------------------------------------------------------
 
     def domain_get_state(self, dom: DomainRef) -> tuple[DomainState, int]:
