@@ -16,7 +16,8 @@ from virtkit import DomainState
 from virtkit.xml.capabilities import parse_capabilities
 from virtkit.xml.domain import parse_domain
 
-from .guests import (READY, clean_dom0, conn, dom0_ready, last_tick, pv_xml, sh, wait_console,  # noqa: F401
+from .guests import (READY, clean_dom0, conn, dom0_ready, last_tick, max_memory_ok,  # noqa: F401
+                     pv_xml, sh, wait_console,
                      wait_for, xl_config, xl_list, xl_uuid, xl_vcpus, xs_read)
 
 ACTIVE = (DomainState.RUNNING, DomainState.BLOCKED)
@@ -36,8 +37,9 @@ def test_domain_started_by_hand_with_xl_is_listed_and_read(conn: virtkit.Connect
     assert not dom.is_persistent() and name not in conn.list_defined_domains()
     info = dom.info()
     assert info.state in ACTIVE
-    assert info.memory == xl_list()[name]["mem"] * 1024
-    assert info.max_memory == int(xs_read(f"/local/domain/{dom.id}/memory/static-max") or 0)
+    assert info.memory // 1024 == xl_list()[name]["mem"]  # xl: MiB rounded down
+    assert max_memory_ok(info.max_memory,
+                         int(xs_read(f"/local/domain/{dom.id}/memory/static-max") or 0))
     # Online vCPUs, as xl counts them (the guest brings its second one up while it boots).
     assert info.nr_virt_cpu == xl_list()[name]["vcpus"] or \
         dom.info().nr_virt_cpu == xl_list()[name]["vcpus"]
@@ -99,9 +101,11 @@ def test_lifecycle_memory_vcpus_and_pinning_of_a_pv_guest(conn: virtkit.Connecti
     dom.set_memory(98304)
     assert xs_read(f"/local/domain/{dom.id}/memory/target") == "98304"
     wait_for("the guest's balloon to reach 96 MiB", lambda: xl_list()[name]["mem"] <= 97)
-    assert dom.info().memory == xl_list()[name]["mem"] * 1024
+    assert dom.info().memory // 1024 == xl_list()[name]["mem"]
     dom.set_max_memory(114688)
-    assert dom.info().max_memory == 114688 == dom.max_memory()
+    assert xs_read(f"/local/domain/{dom.id}/memory/static-max") == "114688"
+    assert max_memory_ok(dom.info().max_memory, 114688)
+    assert max_memory_ok(dom.max_memory(), 114688)
     assert re.search(r"^maxmem = 112$", open(f"/etc/xen/{name}.cfg").read(), re.M)
 
     # vCPUs: offline one (the guest takes it down), then back.
@@ -195,7 +199,7 @@ def test_capabilities_and_node_info_on_the_nested_cpu(conn: virtkit.Connection) 
     kinds = {(g.os_type, g.arch) for g in caps.guests}
     assert ("xen", "x86_64") in kinds and ("hvm", "x86_64") in kinds
     node = conn.get_node_info()
-    assert node.cpus == int(info["nr_cpus"]) and node.memory == int(info["total_memory"]) * 1024
+    assert node.cpus == int(info["nr_cpus"]) and node.memory // 1024 == int(info["total_memory"])
     major, minor = int(info["xen_major"]), int(info["xen_minor"])
     assert conn.get_version() // 1000 == major * 1000 + minor == 4017
     assert conn.get_type() == "Xen"

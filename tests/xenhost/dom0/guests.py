@@ -58,6 +58,18 @@ def xl_config(name: str, *, memory_mib: int = 128, vcpus: int = 1, tick: int = 0
             f'extra = "console=hvc0 quiet panic=-1 virtkit.tick={tick}"\n')
 
 
+#: What libxl adds to a domain's maximum in the hypervisor (LIBXL_MAXMEM_CONSTANT, KiB):
+#: the hypervisor's max_pages, which hypercalls read, is xenstore's static-max plus this.
+LIBXL_SLACK_KIB = 1024
+
+
+def max_memory_ok(reported: int, static_max_kib: int) -> bool:
+    """A maximum as virtkit reports it: xenstore's static-max (xenstore + xl), or the
+    hypervisor's max_pages when the hypercall backend answers (libvirt 0.2.2's
+    reading), which libxl keeps LIBXL_SLACK_KIB above it."""
+    return reported in (static_max_kib, static_max_kib + LIBXL_SLACK_KIB)
+
+
 def xl_list() -> dict[str, dict[str, Any]]:
     """``xl list``: name -> id, mem (MiB), vcpus, state letters, time."""
     out = {}
