@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.xenhost.harness import DOM0_USER, XenHost
+from tests.xenhost.harness import DOM0_USER, GUEST_READY_MARKER, XenHost
 
 pytestmark = pytest.mark.xenhost
 
@@ -342,6 +342,8 @@ def test_the_xen_driver_serves_running_domains_through_hypercalls(dom0_virtkit: 
     agree with xl."""
     host = dom0_virtkit
     domid = guests("vk-hc-drv", vcpus=2)
+    # Both vCPUs online (the guest brings up its second one while it boots).
+    host.wait_guest_console("vk-hc-drv", GUEST_READY_MARKER, timeout=300)
     out = in_dom0(host, f"""
         import virtkit
         with virtkit.open("xen:///") as conn:
