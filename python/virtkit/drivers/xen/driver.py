@@ -658,26 +658,12 @@ class XendBackend(XenBackend):
 
 
 def _state(sx: Sx) -> DomainState:
-    """libvirt's state from xend's: no id -> shut off; then c, s, d, p, b, r (xen-protocols 1.5)."""
+    """libvirt's state from xend's: no id -> shut off, else from its state letters."""
     from virtkit.domain import DomainState
 
     if sx.int("domid") is None:
         return DomainState.SHUTOFF
-    letters = sx.opt("state") or ""
-    if "c" in letters:
-        return DomainState.CRASHED
-    if "s" in letters:
-        return DomainState.SHUTOFF
-    if "d" in letters:
-        return DomainState.SHUTDOWN
-    if "p" in letters:
-        return DomainState.PAUSED
-    if "b" in letters:
-        return DomainState.BLOCKED
-    # 'r', or none at all: a domain with an id that is runnable (waiting for a CPU)
-    # shows as running, where libvirt said "no state" (which the public layer
-    # would take for inactive).
-    return DomainState.RUNNING
+    return sp.state_of(sx.opt("state") or "")
 
 
 def _items(reply: Any, head: str) -> list[Sx]:

@@ -27,6 +27,7 @@ import dataclasses
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from virtkit.errors import ErrorCode, ErrorDomain, InvalidArgumentError, NoSupportError
 from virtkit.xml.domain import (
@@ -40,7 +41,11 @@ from virtkit.xml.domain import (
     Sound,
 )
 
+if TYPE_CHECKING:
+    from virtkit.domain import DomainState
+
 __all__ = [
+    "state_of",
     "FORMATS",
     "DEFAULT_FORMAT",
     "XenGuest",
@@ -566,3 +571,21 @@ def with_implicit_devices(cfg: DomainConfig, hvm: bool) -> DomainConfig:
     if cfg.graphics and not any(i.type == "mouse" and i.bus in ("ps2", "xen") for i in cfg.inputs):
         return dataclasses.replace(cfg, inputs=cfg.inputs + (implicit_mouse(hvm),))
     return cfg
+
+
+def state_of(letters: str) -> DomainState:
+    """libvirt's state from Xen's six state letters (r b p s c d), as xend and xl print them
+    (xen-protocols 1.5)."""
+    from virtkit.domain import DomainState
+
+    if "c" in letters:
+        return DomainState.CRASHED
+    if "s" in letters:
+        return DomainState.SHUTOFF
+    if "d" in letters:
+        return DomainState.SHUTDOWN
+    if "p" in letters:
+        return DomainState.PAUSED
+    if "b" in letters:
+        return DomainState.BLOCKED
+    return DomainState.RUNNING  # "r", or runnable and waiting for a CPU

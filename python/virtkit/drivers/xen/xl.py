@@ -228,23 +228,6 @@ def cpus_of(spec: str, ncpus: int) -> tuple[bool, ...]:
     return tuple(i in allowed for i in range(ncpus))
 
 
-def state_of(letters: str) -> DomainState:
-    """libvirt's state from xl's six letters (r b p s c d), as xend's were read."""
-    from virtkit.domain import DomainState
-
-    if "c" in letters:
-        return DomainState.CRASHED
-    if "s" in letters:
-        return DomainState.SHUTOFF
-    if "d" in letters:
-        return DomainState.SHUTDOWN
-    if "p" in letters:
-        return DomainState.PAUSED
-    if "b" in letters:
-        return DomainState.BLOCKED
-    return DomainState.RUNNING  # "r", or runnable and waiting for a CPU
-
-
 # ====================================================================== save files
 
 def read_save_header(path: str) -> tuple[str, bytes | None]:
@@ -540,7 +523,7 @@ class XlBackend(XenBackend):
             self._need_definition(dom)
             return DomainState.SHUTOFF, 0
         try:
-            return state_of(self._row(dom).state), 0
+            return sp.state_of(self._row(dom).state), 0
         except NoDomainError:
             # Gone between xenstore's answer and xl's (it was dying): shut off
             # when defined, else gone for good.
@@ -561,7 +544,7 @@ class XlBackend(XenBackend):
                               c.online_vcpus, 0)
         memory = row.memory_mib * 1024
         maximum = self._static_max(dom) or memory
-        return DomainInfo(state_of(row.state), max(maximum, memory), memory, row.vcpus,
+        return DomainInfo(sp.state_of(row.state), max(maximum, memory), memory, row.vcpus,
                           int(row.cpu_seconds * 1e9))
 
     def _static_max(self, dom: DomainRef) -> int | None:
@@ -594,7 +577,7 @@ class XlBackend(XenBackend):
                               VcpuState.RUNNING if "r" in v.state else VcpuState.BLOCKED,
                               int(v.cpu_seconds * 1e9), v.cpu, cpus_of(v.hard, ncpus))
                      for v in vcpu_rows if v.id == ref.id]
-            out[ref] = (DomainInfo(state_of(row.state), max(int(maximum or 0), memory), memory,
+            out[ref] = (DomainInfo(sp.state_of(row.state), max(int(maximum or 0), memory), memory,
                                    row.vcpus, int(row.cpu_seconds * 1e9)), vcpus)
         defs = {d.name: d for d in self.configs.definitions()}
         for ref in refs:
