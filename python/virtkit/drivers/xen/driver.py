@@ -247,15 +247,8 @@ class XendBackend(XenBackend):
         return "Xen"
 
     def get_version(self) -> int:
-        major = self.node.int("xen_major") or 0
-        minor = self.node.int("xen_minor") or 0
-        extra = self.node.text("xen_extra") or ""
-        digits = ""
-        for c in extra.lstrip(".-"):
-            if not c.isdigit():
-                break
-            digits += c
-        return major * 1_000_000 + minor * 1000 + (int(digits) if digits else 0)
+        return sp.version_number(self.node.int("xen_major") or 0, self.node.int("xen_minor") or 0,
+                                 self.node.text("xen_extra") or "")
 
     def get_hostname(self) -> str:
         return self.node.opt("host") or os.uname().nodename

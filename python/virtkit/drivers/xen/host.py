@@ -98,15 +98,10 @@ class HostFacts:
         return self.info.get("host") or os.uname().nodename
 
     def version(self) -> int:
-        major = _int(self.info.get("xen_major"))
-        minor = _int(self.info.get("xen_minor"))
-        extra = self.info.get("xen_extra") or ""
-        digits = ""
-        for c in extra.lstrip(".-"):
-            if not c.isdigit():
-                break
-            digits += c
-        return major * 1_000_000 + minor * 1000 + (int(digits) if digits else 0)
+        from virtkit.drivers.xen.spellings import version_number
+
+        return version_number(_int(self.info.get("xen_major")), _int(self.info.get("xen_minor")),
+                              self.info.get("xen_extra") or "")
 
     def node_info(self) -> NodeInfo:
         from virtkit.connection import NodeInfo

@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "state_of",
+    "version_number",
     "FORMATS",
     "DEFAULT_FORMAT",
     "XenGuest",
@@ -589,3 +590,14 @@ def state_of(letters: str) -> DomainState:
     if "b" in letters:
         return DomainState.BLOCKED
     return DomainState.RUNNING  # "r", or runnable and waiting for a CPU
+
+
+def version_number(major: int, minor: int, extra: str) -> int:
+    """Xen's version as libvirt numbers it: major * 1,000,000 + minor * 1000 + the
+    leading digits of ``xen_extra`` (``.2-pre`` -> 2)."""
+    digits = ""
+    for c in extra.lstrip(".-"):
+        if not c.isdigit():
+            break
+        digits += c
+    return major * 1_000_000 + minor * 1000 + (int(digits) if digits else 0)
