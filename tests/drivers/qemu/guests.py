@@ -19,6 +19,7 @@ import shutil
 import tempfile
 import time
 import tty
+from collections.abc import Iterator
 from pathlib import Path
 
 import virtkit
@@ -168,3 +169,17 @@ def wait_guest_ready(console: Console, timeout: float = 90.0) -> None:
         except ConsoleTimeout:
             if time.monotonic() > deadline:
                 raise
+
+
+def daemon_for_a_module() -> Iterator[QemuDaemon]:
+    """A private daemon for a test module's fixture (``yield from`` it): at the
+    end every guest is destroyed and nothing may be left behind."""
+    d = QemuDaemon().start()
+    try:
+        yield d
+        if d.running:
+            d.destroy_all()
+            assert not d.guests(), "every guest was destroyed"
+            assert not d.leftovers(), f"files left behind: {d.leftovers()}"
+    finally:
+        d.cleanup()

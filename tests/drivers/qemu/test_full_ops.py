@@ -31,6 +31,7 @@ import pytest
 
 import virtkit
 from tests.drivers.qemu.guests import (
+    daemon_for_a_module,
     QemuDaemon,
     close_console,
     guest_xml,
@@ -53,15 +54,7 @@ MIB = 1024
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[QemuDaemon]:
-    d = QemuDaemon().start()
-    try:
-        yield d
-        if d.running:
-            d.destroy_all()
-            assert not d.guests(), "every guest was destroyed"
-            assert not d.leftovers(), f"files left behind: {d.leftovers()}"
-    finally:
-        d.cleanup()
+    yield from daemon_for_a_module()
 
 
 @pytest.fixture

@@ -19,6 +19,7 @@ import pytest
 
 import virtkit
 from tests.drivers.qemu.guests import (
+    daemon_for_a_module,
     QemuDaemon,
     close_console,
     guest_xml,
@@ -37,15 +38,7 @@ TICK = r"VIRTKIT-TICK n=(\d+)"
 
 @pytest.fixture(scope="module")
 def daemon() -> Iterator[QemuDaemon]:
-    d = QemuDaemon().start()
-    try:
-        yield d
-        if d.running:
-            d.destroy_all()
-            assert not d.guests(), "every guest was destroyed"
-            assert not d.leftovers(), f"files left behind: {d.leftovers()}"
-    finally:
-        d.cleanup()
+    yield from daemon_for_a_module()
 
 
 @pytest.fixture
