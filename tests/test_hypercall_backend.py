@@ -7,7 +7,7 @@ Xen's errno); the real calls are tested in dom0 (tests/xenhost/test_hypercall.py
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -375,3 +375,71 @@ def test_other_xen_errors_pass_through() -> None:
     with pytest.raises(XenCallError) as info:
         b.domain_suspend(DomainRef("g3", U1, 3))
     assert info.value.errno == errno.EPERM
+
+
+def test_all_domain_stats_in_one_pass() -> None:
+    """One getdomaininfolist, then the vCPUs of each named domain; a domain
+    without a name, or gone before its vCPUs are read, is left out."""
+    b, fake = backend(Dom(0, U0, vcpus=2, online_vcpus=2), Dom(3, U1, state=3),
+                      Dom(5, U2, vcpus=3, affinity={1: [2]}), names={0: "Domain-0", 5: "g5"})
+    fake.calls.clear()
+    stats = b.all_domain_stats()
+    assert fake.calls == [("domain_list",)]
+    assert list(stats) == [DomainRef("Domain-0", U0, 0), DomainRef("g5", U2, 5)]
+    info, vcpus = stats[DomainRef("g5", U2, 5)]
+    assert info == DomainInfo(DomainState.RUNNING, 132096, 131072, 1, 5_000_000)
+    assert vcpus == b.domain_get_vcpus(DomainRef("g5", U2, 5))
+    assert [v.affinity for v in vcpus] == [(True,) * 4, (False, False, True, False),
+                                           (False, True, False, False)]
+    assert len(stats[DomainRef("Domain-0", U0, 0)][1]) == 2
+    real = fake.vcpu_infos
+
+    def gone(domid: int) -> list[Vcpu]:
+        if domid == 5:
+            fake._get(9, "domctl getvcpuinfo")  # ESRCH, as Xen answers for a domain gone
+        return real(domid)
+
+    fake.vcpu_infos = gone  # type: ignore[method-assign]
+    assert list(b.all_domain_stats()) == [DomainRef("Domain-0", U0, 0)]
+
+
+def test_info_now_and_the_listing_it_may_answer_from() -> None:
+    b, fake = backend(Dom(0, U0), Dom(3, U1), Dom(5, U2))
+    g3 = DomainRef("g3", U1, 3)
+    fake.calls.clear()
+    assert b.info_now(g3) == DomainInfo(DomainState.RUNNING, 132096, 131072, 1, 5_000_000)
+    assert fake.calls == [("domain_info", 3)]
+    # A stale reference (another UUID at the id, no domain, a dying one): None.
+    assert b.info_now(DomainRef("g3", U2, 3)) is None
+    assert b.info_now(DomainRef("gone", U1, 9)) is None
+    fake.doms[5].state = 4
+    assert b.info_now(DomainRef("g5", U2, 5)) is None
+    fake.doms[5].state = 1
+    # A listing kept for the infos that follow: each domain's first info from it.
+    b.list_all_domains()
+    b.keep_listing()
+    fake.doms[3] = replace(fake.doms[3], state=3)  # paused after the listing (a new record)
+    fake.calls.clear()
+    assert b.info_now(g3).state == DomainState.RUNNING  # type: ignore[union-attr]
+    assert fake.calls == []
+    assert b.info_now(g3).state == DomainState.PAUSED  # type: ignore[union-attr]
+    assert fake.calls == [("domain_info", 3)]
+    # Forgotten (a change through the driver): Xen is asked.
+    b.list_all_domains()
+    b.keep_listing()
+    b.forget()
+    fake.calls.clear()
+    assert b.info_now(g3).state == DomainState.PAUSED  # type: ignore[union-attr]
+    assert fake.calls == [("domain_info", 3)]
+    # Too old: Xen is asked.
+    b.list_all_domains()
+    b.keep_listing()
+    assert b._listed is not None
+    b._listed = (b._listed[0] - 2 * b.LISTED_SECONDS, b._listed[1])
+    fake.doms[0] = replace(fake.doms[0], state=3)
+    assert b.info_now(DomainRef("Domain-0", U0, 0)).state == DomainState.PAUSED  # type: ignore[union-attr]
+    # A listing not kept (a look-up's) answers nothing.
+    b.list_all_domains()
+    fake.calls.clear()
+    b.info_now(g3)
+    assert fake.calls == [("domain_info", 3)]

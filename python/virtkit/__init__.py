@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         Domain,
         DomainInfo,
         DomainState,
+        DomainStats,
         VcpuInfo,
         VcpuState,
     )
@@ -78,6 +79,7 @@ _LAZY: dict[str, str] = {
     "Domain": "virtkit.domain",
     "DomainInfo": "virtkit.domain",
     "DomainState": "virtkit.domain",
+    "DomainStats": "virtkit.domain",
     "VcpuInfo": "virtkit.domain",
     "VcpuState": "virtkit.domain",
     "ConfigSyntaxError": "virtkit.errors",
@@ -143,6 +145,7 @@ __all__ = [
     "Domain",
     "DomainInfo",
     "DomainState",
+    "DomainStats",
     "VcpuInfo",
     "VcpuState",
     "Network",

@@ -20,7 +20,7 @@ from virtkit.errors import InvalidArgumentError, VirtError
 if TYPE_CHECKING:
     from virtkit.drivers.interface import DomainRef
 
-__all__ = ["Domain", "DomainState", "DomainInfo", "VcpuState", "VcpuInfo",
+__all__ = ["Domain", "DomainState", "DomainInfo", "DomainStats", "VcpuState", "VcpuInfo",
            "InterfaceAddressSource", "InterfaceAddress", "DomainInterface"]
 
 
@@ -87,6 +87,15 @@ class VcpuInfo(NamedTuple):
     cpu: int
     #: One boolean per host CPU: where the vCPU may run.
     affinity: tuple[bool, ...]
+
+
+class DomainStats(NamedTuple):
+    """One domain's statistics from :meth:`virtkit.Connection.all_domain_stats`."""
+
+    domain: Domain
+    info: DomainInfo
+    #: Its vCPUs (empty for a domain that is not running).
+    vcpus: list[VcpuInfo]
 
 
 class InterfaceAddressSource(IntEnum):

@@ -24,6 +24,34 @@ def test_default_node_facts() -> None:
         assert net.bridge_name() == "virbr0" and net.is_active()
 
 
+def test_all_domain_stats_is_list_info_and_vcpus() -> None:
+    """The test driver has no batch of its own: the public layer's one by one,
+    in list_all_domains' order, vCPUs for running domains only."""
+    with virtkit.open("test:///default") as conn:
+        conn.define_domain("<domain type='test'><name>stats-off</name><memory>1024</memory>"
+                           "<os><type>hvm</type></os></domain>")
+        try:
+            stats = conn.all_domain_stats()
+            listing = conn.list_all_domains()
+            assert [s.domain for s in stats] == listing
+            assert isinstance(stats[0], virtkit.DomainStats)
+            for s, dom in zip(stats, listing):
+                # CPU time runs on between the two reads (the test driver's clock).
+                assert s.info._replace(cpu_time=0) == dom.info()._replace(cpu_time=0)
+                assert [v._replace(cpu_time=0) for v in s.vcpus] == \
+                    ([v._replace(cpu_time=0) for v in dom.vcpus()] if dom.is_active() else [])
+            test = next(s for s in stats if s.domain.name == "test")
+            assert len(test.vcpus) == 2
+            off = next(s for s in stats if s.domain.name == "stats-off")
+            assert off.info.state == DomainState.SHUTOFF and off.vcpus == []
+            conn.close()
+            with pytest.raises(virtkit.InvalidConnectionError):
+                conn.all_domain_stats()
+        finally:
+            with virtkit.open("test:///default") as again:
+                again.lookup_domain_by_name("stats-off").undefine()
+
+
 def test_default_node_is_shared_in_one_process() -> None:
     with virtkit.open("test:///default") as a, virtkit.open("test:///default") as b:
         name = "shared-node-probe"

@@ -110,6 +110,23 @@ def test_listing_500_domains_takes_one_request(sim: XendSimulator, conn: virtkit
     assert dom.state() == DomainState.PAUSED
 
 
+def test_all_domain_stats_over_xend_one_domain_at_a_time(sim: XendSimulator,
+                                                          conn: virtkit.Connection) -> None:
+    """xend has no batch of its own: Connection.all_domain_stats lists, then
+    asks each domain (the vCPUs of the running ones only)."""
+    sim.add_domain("up", running=True, managed=True)
+    sim.add_domain("down", running=False, managed=True)
+    stats = conn.all_domain_stats()
+    listing = conn.list_all_domains()
+    assert [s.domain for s in stats] == listing
+    assert [s.info.state for s in stats] == [d.info().state for d in listing]
+    by_name = {s.domain.name: s for s in stats}
+    assert by_name["down"].info.state == DomainState.SHUTOFF and by_name["down"].vcpus == []
+    # The simulator's CPU time runs on between the two reads.
+    assert [v._replace(cpu_time=0) for v in by_name["up"].vcpus] == \
+        [v._replace(cpu_time=0) for v in listing[1].vcpus()] and by_name["up"].vcpus
+
+
 def test_one_request_per_domain_is_what_libvirt_0_2_did(sim: XendSimulator) -> None:
     """The old way, for comparison (and the benchmark): names, then each domain."""
     from virtkit.drivers.xen.xend import XendClient, domain_path

@@ -24,7 +24,17 @@ Reading (``xen-protocols.md`` section 4.1, adapted to today's layout):
   know is ignored on reading and kept on rewriting;
 - a file that cannot be read is left out of the listings (its error is in
   :meth:`ConfigDir.errors`), and never overwritten by a define;
-- parsed files are cached by inode, size and modification time.
+- parsed files are cached by inode, size and modification time, and the
+  definitions as a whole by the directory's inode and modification time:
+  while the directory is unchanged (no file added, removed or renamed in it:
+  what ``xl``, editors and virtkit's own atomic writes do), a listing costs
+  one ``stat``, no ``listdir`` and no parsing, and a file added or removed by
+  hand is seen by the next listing. An edit in place (the directory
+  unchanged) is seen once the files are checked again, at most
+  :data:`REVALIDATE_SECONDS` later. A directory changed less than
+  :data:`RACY_NS` before it was listed is listed again next time (a second
+  change within the file system's timestamp granularity would not show in
+  its modification time).
 
 Autostart is Debian's ``xendomains`` convention: a symbolic link
 ``DIR/auto/NAME.cfg`` to the domain's file.
@@ -35,8 +45,10 @@ from __future__ import annotations
 import dataclasses
 import errno
 import os
+import stat
 import tempfile
 import threading
+import time
 import uuid as _uuid
 from dataclasses import dataclass
 
@@ -52,6 +64,12 @@ DEFAULT_DIR = "/etc/xen"
 #: The XM dialect the files are read and written in (Xen 3.1 and later).
 FORMAT = 4
 _SUFFIX = ".cfg"
+#: A directory listed sooner than this after its last change is not trusted to
+#: show a further change in its modification time (timestamps are coarse).
+RACY_NS = 50_000_000
+#: How long the definitions of an unchanged directory are used without a
+#: ``stat`` of each file (seconds): the delay before an edit in place shows.
+REVALIDATE_SECONDS = 1.0
 #: Namespace of the UUIDs given to files that set none.
 _UUID_NAMESPACE = _uuid.UUID("6f0b3c2e-8a4d-4c1b-9a55-2d7e0f1c9b42")
 
@@ -121,6 +139,9 @@ class ConfigDir:
         self.auto_dir = os.path.join(path, "auto")
         self._lock = threading.RLock()
         self._cache: dict[str, tuple[tuple[int, int, int], Definition | VirtError]] = {}
+        #: The definitions as last read: the directory's (inode, mtime) then,
+        #: when (monotonic), the definitions; None: read again.
+        self._defs: tuple[tuple[int, int], float, list[Definition]] | None = None
 
     # --- reading -----------------------------------------------------------------
 
@@ -140,8 +161,6 @@ class ConfigDir:
             st = os.stat(path)
         except OSError:
             return None
-        import stat
-
         if not stat.S_ISREG(st.st_mode):
             return None
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
@@ -170,6 +189,22 @@ class ConfigDir:
     def definitions(self) -> list[Definition]:
         """Every readable definition, one per name (the first file claiming it)."""
         with self._lock:
+            try:
+                st = os.stat(self.path)
+                key: tuple[int, int] | None = (st.st_ino, st.st_mtime_ns)
+            except OSError:
+                key = None
+            now = time.monotonic()
+            kept = self._defs
+            if kept is not None and kept[0] == key and now - kept[1] < REVALIDATE_SECONDS:
+                return list(kept[2])
+            found = self._read_all()
+            settled = key is not None and time.time_ns() - key[1] > RACY_NS
+            self._defs = (key, now, found) if settled and key is not None else None
+            return list(found)
+
+    def _read_all(self) -> list[Definition]:
+        with self._lock:
             seen: dict[str, Definition] = {}
             files = self._files()
             for name in files:
@@ -184,7 +219,7 @@ class ConfigDir:
     def errors(self) -> dict[str, VirtError]:
         """The files that could not be read, with why."""
         with self._lock:
-            self.definitions()
+            self._read_all()
             return {p: r for p, (_k, r) in self._cache.items() if isinstance(r, VirtError)}
 
     def get(self, name: str) -> Definition | None:
@@ -234,6 +269,7 @@ class ConfigDir:
                 # A copy: the cached file stays as it is on disk should the write fail.
                 into = parse_conf(into.dumps())
             text = _xl_spellings(parse_conf(format_xm(config, FORMAT, into=into)), config)
+            self._defs = None
             write_atomically(path, text.encode())
             got = self._load(path)
             if not isinstance(got, Definition):
@@ -253,6 +289,7 @@ class ConfigDir:
                 raise VirtSystemError(f"cannot remove {definition.path}: {e.strerror}",
                                       errno=e.errno, domain=ErrorDomain.XENXL) from None
             self._cache.pop(definition.path, None)
+            self._defs = None
 
     # --- autostart ---------------------------------------------------------------
 

@@ -851,11 +851,15 @@ def _route(name: str) -> Callable[..., Any]:
     base = getattr(Driver, name)
 
     on_domain = OPERATIONS[name].target == "domain"
+    mutating = OPERATIONS[name].mutating
 
     def call(self: XenDriver, *args: Any) -> Any:
         route = self._routes.get(name)
         if route is None:
             raise self._unrouted(name)
+        if mutating:
+            for forget in self._forget:
+                forget()
         if on_domain and self._current is not None:
             # A caller's reference may be stale: the domain stopped, or runs
             # under a new id after a reboot or a restore.
@@ -929,6 +933,17 @@ class XenDriver(Driver):
         #: operation (xenstore's view; xend resolves UUIDs itself).
         self._current: Callable[[DomainRef], DomainRef] | None = next(
             (getattr(b, "current") for b in backends if hasattr(b, "current")), None)
+        #: A running domain's info in one step while its reference holds
+        #: (the hypervisor's getdomaininfo), None: the routed path.
+        self._info_now: Callable[[DomainRef], DomainInfo | None] | None = next(
+            (getattr(b, "info_now") for b in backends if hasattr(b, "info_now")), None)
+        #: Told that a listing answered a caller (the hypervisor's records of it
+        #: then serve the infos that follow, see HypervisorBackend.info_now).
+        self._listed: list[Callable[[], None]] = [
+            getattr(b, "keep_listing") for b in backends if hasattr(b, "keep_listing")]
+        #: What backends keep of their last reads, dropped before any change.
+        self._forget: list[Callable[[], None]] = [
+            getattr(b, "forget") for b in backends if hasattr(b, "forget")]
         self._routes: dict[str, Callable[..., Any]] = {}
         for op in OPERATIONS:
             route = _chain(op, backends)
@@ -971,9 +986,11 @@ class XenDriver(Driver):
 
     def all_domain_stats(self) -> dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]]:
         """Info and vCPUs of every domain in one call (not a contract operation:
-        batch statistics for the daemon and the benchmarks): the first backend
-        offering it answers (the hypervisor's, else the toolstack's)."""
-        for backend in self.backends:
+        ``Connection.all_domain_stats``, the benchmarks): the first backend that
+        knows every domain and offers it answers (the toolstack's, which takes
+        the running domains from the hypervisor's in one pass of hypercalls
+        when there is one), else a live-only one."""
+        for backend in sorted(self.backends, key=lambda b: b.live_only):
             stats = getattr(backend, "all_domain_stats", None)
             if stats is not None:
                 return stats()  # type: ignore[no-any-return]
@@ -992,6 +1009,40 @@ def _install_routes() -> None:
     offered = {op for backend in XenDriver.BACKENDS for op in OPERATIONS if hasattr(backend, op)}
     for op in sorted(offered):
         setattr(XenDriver, op, _route(op))
+    XenDriver.domain_get_info = _fast_info(XenDriver.domain_get_info)  # type: ignore[method-assign]
+    XenDriver.list_all_domains = _keeping(XenDriver.list_all_domains)  # type: ignore[method-assign]
+
+
+def _keeping(routed: Callable[[XenDriver], list[DomainRef]]) -> Callable[..., list[DomainRef]]:
+    """``list_all_domains``, after which the hypervisor's backend keeps the
+    listing's records for the infos that follow (HypervisorBackend.info_now)."""
+    def list_all_domains(self: XenDriver) -> list[DomainRef]:
+        refs = routed(self)
+        for keep in self._listed:
+            keep()
+        return refs
+
+    for attr in ("__name__", "__qualname__", "__doc__", "__wrapped__"):
+        setattr(list_all_domains, attr, getattr(routed, attr))
+    return list_all_domains
+
+
+def _fast_info(routed: Callable[[XenDriver, DomainRef], DomainInfo]) -> Callable[..., DomainInfo]:
+    """``domain_get_info``: one hypercall while the caller's reference still
+    names the running domain (:meth:`HypervisorBackend.info_now`), else the
+    routed path (the reference brought up to date, then the backend serving
+    the domain in its state)."""
+    def domain_get_info(self: XenDriver, dom: DomainRef) -> DomainInfo:
+        info_now = self._info_now
+        if info_now is not None and dom.id >= 0:
+            got = info_now(dom)
+            if got is not None:
+                return got
+        return routed(self, dom)
+
+    for attr in ("__name__", "__qualname__", "__doc__", "__wrapped__"):
+        setattr(domain_get_info, attr, getattr(routed, attr))
+    return domain_get_info
 
 
 _install_routes()

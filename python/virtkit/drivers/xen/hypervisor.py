@@ -33,11 +33,12 @@ import errno as errno_codes
 import os
 import select
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
-from virtkit._core import XenDomainInfo, XenHypervisor
+from virtkit._core import XenDomainInfo, XenHypervisor, XenVcpuInfo
 from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
 from virtkit.drivers.interface import DomainRef
 from virtkit.drivers.xen.backend import XenBackend
@@ -75,8 +76,8 @@ class XenstoreNames:
     names not kept) otherwise. ``many`` reads a list; calling the object reads one.
     A listing made while xenstored is still sending the event of a change that
     another client has just made (microseconds) may show the name from before.
-    The socket is the client's own (``_sock``: XenstoreClient has no public
-    ``fileno``); without one nothing is kept.
+    The socket polled is the client's (:meth:`XenstoreClient.fileno`); with a
+    client that has none, nothing is kept.
     """
 
     TOKEN = "virtkit-hypervisor-names"
@@ -86,8 +87,11 @@ class XenstoreNames:
         self._names: dict[int, str] = {}
         self._lock = threading.Lock()
         # Without a socket to poll (another client class), nothing is kept.
-        self._sock = getattr(client, "_sock", None)
-        if self._sock is not None:
+        fileno = getattr(client, "fileno", None)
+        self._poll: select.poll | None = None
+        if fileno is not None:
+            self._poll = select.poll()
+            self._poll.register(fileno(), select.POLLIN)
             client.watch("/local/domain", self.TOKEN)  # fires once at once: starts empty
 
     def __call__(self, domid: int) -> str | None:
@@ -95,13 +99,17 @@ class XenstoreNames:
 
     def _changed(self) -> bool:
         """Whether xenstored told of a change under /local/domain since the last call."""
-        if self._sock is None:
+        poll = self._poll
+        if poll is None:
             return True
+        client = self.client
         changed = False
-        while select.select([self._sock], [], [], 0)[0]:
-            changed |= self.client.read_watch(timeout=1.0) is not None
-        while self.client.read_watch(timeout=0) is not None:
-            changed = True
+        # Frames on the socket (a request's reader takes them off otherwise)...
+        while poll.poll(0):
+            changed |= client.read_watch(timeout=1.0) is not None
+        # ... and events that a reply's reader filed already.
+        while client.pending_events():
+            changed |= client.read_watch(timeout=0) is not None
         return changed
 
     def many(self, ids: list[int]) -> list[str | None]:
@@ -177,9 +185,25 @@ class HypervisorBackend(XenBackend):
     #: Xen knows running domains only: the driver routes inactive ones past it.
     live_only: ClassVar[bool] = True
 
+    #: How long a listing's records may answer ``info_now`` (seconds).
+    LISTED_SECONDS: ClassVar[float] = 0.1
+
     def __init__(self, hypervisor: XenHypervisor, names: NameSource | None = None) -> None:
         self.hypervisor = hypervisor
         self.names = names
+        #: The last listing's records by id, with when (monotonic).
+        self._last: tuple[float, dict[int, XenDomainInfo]] | None = None
+        #: The records kept for ``info_now`` (see there), each answering once.
+        self._listed: tuple[float, dict[int, XenDomainInfo]] | None = None
+
+    def keep_listing(self) -> None:
+        """Keep the last listing's records for ``info_now``: the driver calls this
+        when that listing answered a caller's list of every domain."""
+        self._listed = self._last
+
+    def forget(self) -> None:
+        """Drop the kept records (the driver calls this before any change)."""
+        self._listed = self._last = None
 
     @classmethod
     def open(cls, names: NameSource | None = None) -> HypervisorBackend:
@@ -249,6 +273,63 @@ class HypervisorBackend(XenBackend):
         return [DomainSnapshot(d.domid, d.uuid, _info(d), d.hvm)
                 for d in self.hypervisor.domain_list()]
 
+    def all_domain_stats(self) -> dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]]:
+        """Info and vCPUs of every running domain that has a name: one
+        getdomaininfolist, the names (kept, see :class:`XenstoreNames`), one
+        physinfo, then per domain its vCPUs (getvcpuinfo and affinity: one
+        hypercall per vCPU and per map, in the core). A domain gone between the
+        list and its vCPUs is left out. Keys are the references
+        :meth:`list_all_domains` gives."""
+        doms = self.hypervisor.domain_list()
+        names = self._names_of([d.domid for d in doms])
+        ncpus = self._host_cpus()
+        out: dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]] = {}
+        vcpu_infos = self.hypervisor.vcpu_infos
+        for d, name in zip(doms, names):
+            if name is None:
+                continue
+            try:
+                vcpus = vcpu_infos(d.domid)
+            except XenCallError as e:
+                if e.errno == errno_codes.ESRCH:
+                    continue
+                raise
+            out[DomainRef(name, d.uuid, d.domid)] = (_info(d), _vcpus(vcpus, ncpus))
+        return out
+
+    def info_now(self, dom: DomainRef) -> DomainInfo | None:
+        """``dom``'s info from one getdomaininfo, when Xen's domain with its id
+        still has its UUID and is not dying; None otherwise (the driver then
+        brings the reference up to date through :meth:`current` first). The
+        driver's fast path for ``dom.info()``.
+
+        The info of every domain of a listing came with it (getdomaininfolist):
+        after a caller's listing of every domain (:meth:`keep_listing`), a
+        domain's first ``info_now`` within :attr:`LISTED_SECONDS` answers from
+        that record, with no further hypercall, so that listing every domain
+        and asking each for its info (what a monitor does) costs one hypercall
+        in all. Any other read asks Xen; any change made through the driver
+        drops the records (:meth:`forget`)."""
+        listed = self._listed
+        info = None
+        if listed is not None:
+            info = listed[1].pop(dom.id, None)
+            if info is not None and time.monotonic() - listed[0] > self.LISTED_SECONDS:
+                self._listed = info = None
+        if info is None:
+            try:
+                info = self.hypervisor.domain_info(dom.id)
+            except XenCallError:
+                return None
+        if info.uuid != dom.uuid:
+            return None
+        state = info.state
+        st = _STATES[state] if 0 <= state < len(_STATES) else DomainState(state)
+        if st is DomainState.SHUTDOWN:
+            return None
+        return DomainInfo(st, info.max_memory_kib, info.memory_kib, info.online_vcpus,
+                          info.cpu_time_ns)
+
     # --- connection and node --------------------------------------------------------
 
     def get_type(self) -> str:
@@ -284,12 +365,19 @@ class HypervisorBackend(XenBackend):
         xenstore reads with a name source that has ``many``). A domain without a
         name (being built or torn down) is left out."""
         doms = self.hypervisor.domain_list()
-        if self.names is None:
-            self._name(0)  # NoSupportError, as for any look-up
-        many = getattr(self.names, "many", None)
-        ids = [d.domid for d in doms]
-        names = many(ids) if many is not None else [self.names(i) for i in ids]  # type: ignore[misc]
+        names = self._names_of([d.domid for d in doms])
+        self._last = (time.monotonic(), {d.domid: d for d in doms})
         return [DomainRef(n, d.uuid, d.domid) for d, n in zip(doms, names) if n is not None]
+
+    def _names_of(self, ids: list[int]) -> list[str | None]:
+        """The names of these domains (None for one without a name yet): one
+        call with a name source that has ``many``."""
+        names = self.names
+        if names is None:
+            self._name(0)  # NoSupportError, as for any look-up
+            raise AssertionError("unreachable")
+        many = getattr(names, "many", None)
+        return many(ids) if many is not None else [names(i) for i in ids]
 
     def lookup_domain_by_id(self, id: int) -> DomainRef:
         if not 0 <= id < 0x7FF0:
@@ -395,11 +483,16 @@ class HypervisorBackend(XenBackend):
         ncpus = self._host_cpus()
         with self._about(dom):
             vcpus = self.hypervisor.vcpu_infos(dom.id)
-        out = []
-        for v in vcpus:
-            state = (VcpuState.OFFLINE if not v.online else VcpuState.BLOCKED if v.blocked
-                     else VcpuState.RUNNING)
-            allowed = set(v.affinity)
-            out.append(VcpuInfo(v.vcpu, state, v.cpu_time_ns, v.cpu if v.online else -1,
-                                tuple(i in allowed for i in range(ncpus))))
-        return out
+        return _vcpus(vcpus, ncpus)
+
+
+def _vcpus(vcpus: list[XenVcpuInfo], ncpus: int) -> list[VcpuInfo]:
+    """virtkit's VcpuInfo of the core's records, affinity over ``ncpus`` host CPUs."""
+    out = []
+    for v in vcpus:
+        state = (VcpuState.OFFLINE if not v.online else VcpuState.BLOCKED if v.blocked
+                 else VcpuState.RUNNING)
+        allowed = set(v.affinity)
+        out.append(VcpuInfo(v.vcpu, state, v.cpu_time_ns, v.cpu if v.online else -1,
+                            tuple(i in allowed for i in range(ncpus))))
+    return out

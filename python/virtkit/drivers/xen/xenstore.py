@@ -293,6 +293,12 @@ class XenstoreClient:
     def closed(self) -> bool:
         return self._closed
 
+    def fileno(self) -> int:
+        """The connection's socket descriptor, for ``select``/``poll``: readable
+        when xenstored has sent something (a watch event, a reply) that no
+        call has taken yet. Read through the client only (:meth:`read_watch`)."""
+        return self._sock.fileno()
+
     # --- wire -------------------------------------------------------------------------
 
     def _send(self, type_: int, payload: bytes, tx: int, path: str) -> int:
@@ -592,9 +598,8 @@ class XenstoreClient:
         return self._pump(take, deadline)
 
     def pending_events(self) -> int:
-        """How many watch events are queued."""
-        with self._cond:
-            return len(self._events)
+        """How many watch events are queued (taken off the socket, not yet read)."""
+        return len(self._events)  # one atomic read of the deque: no lock needed
 
 
 def _strings(payload: bytes) -> list[str]:

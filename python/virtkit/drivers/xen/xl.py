@@ -406,11 +406,15 @@ class XlBackend(XenBackend):
 
     def list_all_domains(self) -> list[DomainRef]:
         running = sorted(self.running(), key=lambda r: r.id)
+        return running + self._inactive(running)
+
+    def _inactive(self, running: list[DomainRef]) -> list[DomainRef]:
+        """The defined domains that are not among ``running`` (by name or UUID), by name."""
         names = {r.name for r in running}
         uuids = {r.uuid for r in running}
         inactive = [DomainRef(d.name, d.uuid, -1) for d in self.configs.definitions()
                     if d.name not in names and d.uuid not in uuids]
-        return running + sorted(inactive, key=lambda r: r.name)
+        return sorted(inactive, key=lambda r: r.name)
 
     def lookup_domain_by_id(self, id: int) -> DomainRef:
         for ref in self.running():
@@ -555,10 +559,17 @@ class XlBackend(XenBackend):
             return None
 
     def all_domain_stats(self) -> dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]]:
-        """Info and vCPUs of every domain: one ``xl list``, one ``xl vcpu-list``, one
-        round of xenstore reads, whatever the number of domains."""
-        from virtkit.domain import DomainInfo, DomainState, VcpuInfo, VcpuState
+        """Info and vCPUs of every domain, running and defined: the running ones
+        from the hypervisor's backend in one pass of hypercalls when there is
+        one (``fast``), else from one ``xl list``, one ``xl vcpu-list`` and one
+        round of xenstore reads, whatever the number of domains; the defined
+        ones that are not running from their files (shut off, no vCPUs)."""
+        from virtkit.domain import DomainInfo, VcpuInfo, VcpuState
 
+        fast = getattr(self.fast, "all_domain_stats", None)
+        if fast is not None:
+            live: dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]] = fast()
+            return self._with_defined(live, list(live))
         refs = self.list_all_domains()
         self._forget()
         rows = self.rows()
@@ -579,12 +590,20 @@ class XlBackend(XenBackend):
                      for v in vcpu_rows if v.id == ref.id]
             out[ref] = (DomainInfo(sp.state_of(row.state), max(int(maximum or 0), memory), memory,
                                    row.vcpus, int(row.cpu_seconds * 1e9)), vcpus)
-        defs = {d.name: d for d in self.configs.definitions()}
-        for ref in refs:
-            if ref.id < 0 and ref.name in defs:
-                c = defs[ref.name].config
-                out[ref] = (DomainInfo(DomainState.SHUTOFF, c.memory, c.current_memory_kib,
-                                       c.online_vcpus, 0), [])
+        return self._with_defined(out, running)
+
+    def _with_defined(self, out: dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]],
+                      running: list[DomainRef]) -> dict[DomainRef, tuple[DomainInfo, list[VcpuInfo]]]:
+        """``out`` (the running domains' stats) with each defined domain that is
+        not running added as shut off, in :meth:`list_all_domains`' order."""
+        from virtkit.domain import DomainInfo, DomainState
+
+        for ref in self._inactive(running):
+            c = self.configs.get(ref.name)
+            if c is not None:
+                cfg = c.config
+                out[ref] = (DomainInfo(DomainState.SHUTOFF, cfg.memory, cfg.current_memory_kib,
+                                       cfg.online_vcpus, 0), [])
         return out
 
     def domain_get_os_type(self, dom: DomainRef) -> str:
