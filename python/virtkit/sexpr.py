@@ -27,7 +27,6 @@ Run ``python -m virtkit.sexpr FILE`` to pretty-print a file.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from collections.abc import Sequence
 
@@ -49,6 +48,8 @@ def join_continuations(data: bytes) -> bytes:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Pretty-print S-expression files, or print values looked up by path."""
+    import argparse  # here: the library's users (the Xen driver) never need it
+
     parser = argparse.ArgumentParser(
         prog="python -m virtkit.sexpr",
         description="Pretty-print xend S-expressions, or read values from them by path.",

@@ -46,7 +46,6 @@ import dataclasses
 import errno
 import os
 import stat
-import tempfile
 import threading
 import time
 import uuid as _uuid
@@ -337,6 +336,8 @@ def write_atomically(path: str, data: bytes, mode: int = 0o644) -> None:
         mode = os.stat(path).st_mode & 0o7777
     except OSError:
         pass
+    import tempfile  # here: reading definitions never writes
+
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:

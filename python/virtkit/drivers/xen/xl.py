@@ -44,12 +44,9 @@ past its timeout is killed (OPERATION_TIMEOUT).
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import struct
-import subprocess
-import tempfile
 import threading
 import time
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
@@ -111,15 +108,24 @@ class Xl:
         self.timeout = timeout
 
     def available(self) -> bool:
-        import shutil
-
-        return shutil.which(self.binary) is not None
+        """Whether ``binary`` is an executable file, as named or on ``PATH``
+        (``shutil.which``'s answer, without importing shutil and its
+        compression modules on every connection's way)."""
+        if os.sep in self.binary:
+            return os.path.isfile(self.binary) and os.access(self.binary, os.X_OK)
+        for folder in (os.environ.get("PATH") or os.defpath).split(os.pathsep):
+            candidate = os.path.join(folder or ".", self.binary)
+            if os.path.isfile(candidate) and os.access(candidate, os.X_OK):
+                return True
+        return False
 
     def run(self, *args: str, what: str, timeout: float | None = None,
             exists: type[VirtError] = DomainExistsError) -> str:
         """Run ``xl ARGS`` and return its standard output; the error for its failure
         otherwise (``what`` names the action in messages, ``exists`` is raised for
         xl's "already exists")."""
+        import subprocess  # here: listing and reading never run xl
+
         limit = self.timeout if timeout is None else timeout
         try:
             proc = subprocess.run([self.binary, *args], stdin=subprocess.DEVNULL,
@@ -262,6 +268,8 @@ def read_save_header(path: str) -> tuple[str, bytes | None]:
     if len(config) < length or not mandatory & _SAVE_FLAG_JSON:
         raise SaveFileError(f"'{path}' holds no domain configuration xl can read", domain=_XL)
     try:
+        import json
+
         c_info = json.loads(config.rstrip(b"\0")).get("c_info", {})
         name = c_info["name"]
         uuid = parse_uuid(c_info["uuid"]) if c_info.get("uuid") else None
@@ -481,6 +489,8 @@ class XlBackend(XenBackend):
 
         text = _xl_spellings(parse_conf(format_xm(dataclasses.replace(config, id=None), FORMAT)),
                              config)
+        import tempfile
+
         fd, path = tempfile.mkstemp(prefix=f"virtkit-{config.name}-", suffix=".cfg")
         try:
             with os.fdopen(fd, "w") as f:
