@@ -82,6 +82,14 @@ def test_driver_in_dom0(dom0_tests: XenHost) -> None:
     assert re.search(r"\b5 passed\b", out), out
 
 
+def test_listing_kept_between_calls_in_dom0(dom0_tests: XenHost) -> None:
+    """What the driver keeps between calls (names, /etc/xen's definitions, a
+    listing's records) never hides a change made by hand with xl or in
+    /etc/xen; Connection.all_domain_stats against xl list and xl vcpu-list."""
+    out = run_in_dom0(dom0_tests, "tests/xenhost/dom0/dom0_listing.py", label="listing")
+    assert re.search(r"\b2 passed\b", out), out
+
+
 def test_cli_in_dom0(dom0_tests: XenHost) -> None:
     """virtkit -c xen:/// list, dominfo, vcpuinfo, vcpupin, setmem, console."""
     out = run_in_dom0(dom0_tests, "tests/xenhost/dom0/dom0_cli.py", label="CLI")
