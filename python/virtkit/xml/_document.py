@@ -18,6 +18,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from virtkit import _lazy_re as lazy_re
 from virtkit.xml._lazy import etree
 
 from virtkit.errors import XMLError, XMLSchemaError
@@ -49,8 +50,8 @@ def _parser() -> Any:
 
 
 # An XML declaration naming an encoding: lxml refuses it in a str.
-_DECLARATION = re.compile(r"\A\s*<\?xml[^>]*?\?>")
-_SYNTAX_ELEMENT = re.compile(r"(?:mismatch: |[Tt]ag (?!mismatch)|element )([A-Za-z_][\w.:-]*)")
+_DECLARATION = lazy_re.compile(r"\A\s*<\?xml[^>]*?\?>")
+_SYNTAX_ELEMENT = lazy_re.compile(r"(?:mismatch: |[Tt]ag (?!mismatch)|element )([A-Za-z_][\w.:-]*)")
 
 
 def parse_xml(text: str | bytes, kind: str) -> Element:
@@ -160,11 +161,11 @@ def leaf(indent: str, tag: str, value: str) -> str:
 
 # ---------------------------------------------------------------- verbatim
 
-_TAG = re.compile(r"<[^<>]*\"[^<>]*>")
+_TAG = lazy_re.compile(r"<[^<>]*\"[^<>]*>")
 # A '"' in text content (libxml2 escapes '<' and '>' in text and attributes,
 # so text is exactly what lies between '>' and '<').
-_QUOTE_IN_TEXT = re.compile(r">[^<\"]*\"")
-_DOUBLE_QUOTED = re.compile(r'"([^"]*)"')
+_QUOTE_IN_TEXT = lazy_re.compile(r">[^<\"]*\"")
+_DOUBLE_QUOTED = lazy_re.compile(r'"([^"]*)"')
 
 
 def _requote(m: re.Match[str]) -> str:

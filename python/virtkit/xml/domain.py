@@ -12,11 +12,11 @@ back unchanged, never silently dropped.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
+from virtkit import _lazy_re as lazy_re
 from virtkit.errors import InvalidUUIDError
 from virtkit.uuid import format_uuid, parse_uuid
 from virtkit.xml import _document
@@ -332,7 +332,7 @@ MEMORY_UNITS: dict[str, int] = {
 }
 _MAX_KIB = 2**64 - 1
 
-_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\Z")
+_MAC = lazy_re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\Z")
 _LIFECYCLE = {a.value: a for a in LifecycleAction}
 
 

@@ -32,10 +32,10 @@ element's line looked up in the document.
 from __future__ import annotations
 
 import copy
-import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from virtkit import _lazy_re as lazy_re
 from virtkit.xml._lazy import etree
 
 if TYPE_CHECKING:
@@ -231,10 +231,10 @@ def validate(kind: str, tree: Any) -> None:
 
 # ----------------------------------------------------------------- reporting
 
-_EXTRA_CONTENT = re.compile(r"^Element (\S+) has extra content: (\S+)")
-_EXTRA_IN_INTERLEAVE = re.compile(r"^Extra element (\S+) in interleave")
-_EXPECTING = re.compile(r"^Expecting an element (\S+), got nothing")
-_STEP_INDEX = re.compile(r"\[\d+\]$")
+_EXTRA_CONTENT = lazy_re.compile(r"^Element (\S+) has extra content: (\S+)")
+_EXTRA_IN_INTERLEAVE = lazy_re.compile(r"^Extra element (\S+) in interleave")
+_EXPECTING = lazy_re.compile(r"^Expecting an element (\S+), got nothing")
+_STEP_INDEX = lazy_re.compile(r"\[\d+\]$")
 
 
 def _local(tag: str) -> str:

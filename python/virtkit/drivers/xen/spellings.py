@@ -24,11 +24,11 @@ project's reference material).
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from virtkit import _lazy_re as lazy_re
 from virtkit.errors import ErrorCode, ErrorDomain, InvalidArgumentError, NoSupportError
 from virtkit.xml.domain import (
     CharDevice,
@@ -360,11 +360,11 @@ def implicit_mouse(hvm: bool) -> Input:
 
 
 #: Characters XML 1.0 cannot carry: a value holding one has no domain XML.
-NOT_IN_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+NOT_IN_XML = lazy_re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 #: The same, in UTF-8 text.
-NOT_IN_XML_BYTES = re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
+NOT_IN_XML_BYTES = lazy_re.compile(b"[\x00-\x08\x0b\x0c\x0e-\x1f]|\xef\xbf[\xbe\xbf]")
 
-_MAC = re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\Z")
+_MAC = lazy_re.compile(r"[0-9a-fA-F]{2}(?::[0-9a-fA-F]{2}){5}\Z")
 
 
 def is_mac(text: str) -> bool:

@@ -36,10 +36,10 @@ Errors: malformed text raises :class:`~virtkit.errors.SExprSyntaxError`
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterator
 from typing import Union, cast
 
+from virtkit import _lazy_re as lazy_re
 from virtkit import sexpr
 from virtkit.drivers.xen import spellings as sp
 from virtkit.errors import InvalidUUIDError, SExprError, SExprSyntaxError, SExprValueError
@@ -515,7 +515,7 @@ def _read_flat_graphics(kind: Sx, fmt: int, domid: object, known_port: int | Non
 
 # ================================================================== writing
 
-_BARE = re.compile(r"[A-Za-z0-9_./:,@+=-]+\Z")
+_BARE = lazy_re.compile(r"[A-Za-z0-9_./:,@+=-]+\Z")
 _Add = Callable[[str], None]
 
 

@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass
 from urllib.parse import quote, urlencode
 
+from virtkit import _lazy_re as lazy_re
 from virtkit import sexpr
 from virtkit.errors import (
     ConnectionFailedError,
@@ -58,9 +59,9 @@ DEFAULT_TIMEOUT = 30.0
 DEFAULT_MAX_REPLY = 64 * 1024 * 1024
 
 _XEND = ErrorDomain.XEND
-_STATUS = re.compile(rb"HTTP/1\.[01] (\d{3})")
-_ERRNO = re.compile(r"\[Errno (\d+)\]")
-_NO_DOMAIN = re.compile(r"no such domain|domain not found|invalid domain|does not exist|"
+_STATUS = lazy_re.compile(rb"HTTP/1\.[01] (\d{3})")
+_ERRNO = lazy_re.compile(r"\[Errno (\d+)\]")
+_NO_DOMAIN = lazy_re.compile(r"no such domain|domain not found|invalid domain|does not exist|"
                         r"unknown domain|not found", re.I)
 
 

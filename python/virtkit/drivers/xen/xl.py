@@ -51,6 +51,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
+from virtkit import _lazy_re as lazy_re
 from virtkit.drivers.interface import DomainRef
 from virtkit.drivers.xen import spellings as sp
 from virtkit.drivers.xen.configdir import ConfigDir, Definition
@@ -92,10 +93,10 @@ _BYTEORDER = 0x01020304
 _SAVE_FLAG_JSON = 1
 _SAVE_FLAGS_KNOWN = 0x3  # JSON config, stream version 2
 
-_NO_DOMAIN = re.compile(r"invalid domain identifier|domain \S+ does not exist|no such domain|"
+_NO_DOMAIN = lazy_re.compile(r"invalid domain identifier|domain \S+ does not exist|no such domain|"
                         r"unable to find domain|domain not found", re.I)
-_EXISTS = re.compile(r"already exists|already in use", re.I)
-_DENIED = re.compile(r"permission denied|must be run as root|operation not permitted", re.I)
+_EXISTS = lazy_re.compile(r"already exists|already in use", re.I)
+_DENIED = lazy_re.compile(r"permission denied|must be run as root|operation not permitted", re.I)
 
 
 # ====================================================================== running xl

@@ -31,9 +31,9 @@ XML element, before anything is written.
 from __future__ import annotations
 
 import dataclasses
-import re
 from collections.abc import Callable
 
+from virtkit import _lazy_re as lazy_re
 from virtkit.drivers.xen import spellings as sp
 from virtkit.drivers.xen.conf import ConfFile, ConfValue, format_value, parse_conf
 from virtkit.errors import ConfigSyntaxError, InvalidUUIDError
@@ -265,7 +265,7 @@ def parse_xm(data: ConfFile | str | bytes, xend_config_format: int = sp.DEFAULT_
 
 
 #: libvirt's CPU list (the domain schema's dom.cpuset): ``0-3,^2,6``.
-_CPULIST = re.compile(r"([0-9]+(-[0-9]+)?|\^[0-9]+)(,([0-9]+(-[0-9]+)?|\^[0-9]+))*\Z")
+_CPULIST = lazy_re.compile(r"([0-9]+(-[0-9]+)?|\^[0-9]+)(,([0-9]+(-[0-9]+)?|\^[0-9]+))*\Z")
 
 
 def _read_cpus(r: _Reader, f: dict[str, object]) -> None:
