@@ -48,7 +48,6 @@ import os
 import stat
 import threading
 import time
-import uuid as _uuid
 from dataclasses import dataclass
 
 from virtkit.drivers.xen.conf import ConfFile, parse_conf
@@ -70,12 +69,20 @@ RACY_NS = 50_000_000
 #: ``stat`` of each file (seconds): the delay before an edit in place shows.
 REVALIDATE_SECONDS = 1.0
 #: Namespace of the UUIDs given to files that set none.
-_UUID_NAMESPACE = _uuid.UUID("6f0b3c2e-8a4d-4c1b-9a55-2d7e0f1c9b42")
+_UUID_NAMESPACE = bytes.fromhex("6f0b3c2e8a4d4c1b9a552d7e0f1c9b42")
 
 
 def derived_uuid(name: str) -> bytes:
-    """The UUID of a config file that sets none: a name-based (version 5) UUID."""
-    return _uuid.uuid5(_UUID_NAMESPACE, name).bytes
+    """The UUID of a config file that sets none: a name-based (version 5) UUID,
+    as ``uuid.uuid5`` makes it (RFC 4122 4.3: SHA-1 of namespace and name, then
+    the version and variant bits), without importing ``uuid`` (and ``platform``
+    with it) on the listing's way."""
+    import hashlib
+
+    digest = bytearray(hashlib.sha1(_UUID_NAMESPACE + name.encode("utf-8")).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50
+    digest[8] = (digest[8] & 0x3F) | 0x80
+    return bytes(digest)
 
 
 @dataclass(frozen=True)
