@@ -47,7 +47,11 @@ the libxl driver does not list domains ``xl`` started):
   ``shutdown_s``: ``dom.shutdown()`` of a booted guest until libvirt no longer
   finds the domain; ``destroy_s``: ``dom.destroy()`` until it returns (the
   domain is gone then). Medians over ``lifecycle_runs`` runs, with no other
-  guest running.
+  guest running (``lifecycle_samples_s``: every sample);
+- ``install``: seconds of each step of bringing the peer in and their
+  ``total`` (``dpkg`` is most of it under TCG), the MiB sent, the number of
+  packages and the versions installed (``{"already_installed": true}`` when
+  this boot had them); ``daemon_start_s``: libvirtd until ``xen:///`` answers.
 
 The per-call figures use benches/_harness.py's ``measure`` (copied into dom0
 as /root/_harness.py, as bench_xen_hypercall.py does): a calibrated loop,
@@ -141,6 +145,19 @@ def _apt_options(status_file: Path, archives: Path) -> list[str]:
             "-o", "Debug::NoLocking=1", "-o", "APT::Sandbox::User=root"]
 
 
+def _install_dir(stage: Path, final: Path) -> None:
+    """Move a finished cache entry into place; when another run finished the
+    same entry first, keep theirs (it may be in use) and drop ours."""
+    if final.exists() and not (final / ".complete").exists():
+        shutil.rmtree(final, ignore_errors=True)  # left by an interrupted run
+    try:
+        os.replace(stage, final)
+    except OSError:
+        if not (final / ".complete").exists():
+            raise
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def resolve(status: bytes, work: Path) -> list[dict[str, str]]:
     """What apt would install on a system with this dpkg status: a list of
     {"package", "version", "upgrades"} (upgrades: the installed version, or "")."""
@@ -187,13 +204,13 @@ def fetch_debs(status: bytes) -> tuple[Path, list[dict[str, str]], dict[str, flo
             if len(got) != len(plan):
                 raise PeerError(f"apt downloaded {len(got)} .debs for a plan of {len(plan)}: "
                                 f"{[p.name for p in got]} vs {plan}")
-            stage = Path(tempfile.mkdtemp(prefix=f".debs-{key}-", dir=root))
+            stage = Path(tmp) / "debs"
+            stage.mkdir()
             for deb in got:
                 shutil.move(str(deb), stage / deb.name)
             (stage / "plan.json").write_text(json.dumps(plan, indent=1) + "\n")
             (stage / ".complete").write_text("")
-            shutil.rmtree(debs, ignore_errors=True)
-            os.replace(stage, debs)
+            _install_dir(stage, debs)
         timings["download"] = time.monotonic() - started
     return debs, plan, timings
 
@@ -215,8 +232,7 @@ def build_shim(dom0_packages: dict[str, str]) -> Path:
             stage = Path(tmp) / "tree"
             _run(["dpkg-deb", "-x", str(deb), str(stage)], f"unpacking {deb.name}")
             (stage / ".complete").write_text("")
-            shutil.rmtree(headers, ignore_errors=True)
-            os.replace(stage, headers)
+            _install_dir(stage, headers)
     include = headers / "usr" / "include"
     link = headers / "usr" / "lib" / "x86_64-linux-gnu" / "libxenlight.so"
     if not (include / "libxl.h").is_file() or not link.is_symlink():
@@ -523,7 +539,7 @@ def measure_libvirt(host: XenHost, guest_counts: tuple[int, ...] = (1, 4, 8), *,
     counts = tuple(sorted(set(guest_counts)))
     if not counts or min(counts) < 1:
         raise ValueError(f"guest_counts must be positive numbers, not {guest_counts}")
-    result: dict[str, Any] = {"install_s": install_peer(host)}
+    result: dict[str, Any] = {"install": install_peer(host)}
     try:
         result["daemon_start_s"] = start_daemon(host)
         host.put(HARNESS, "/root/_harness.py")
