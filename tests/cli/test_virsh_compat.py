@@ -15,7 +15,9 @@ the command line's to remove:
   security-driver API yet, so it prints none.
 - ``vcpuinfo``'s ``CPU`` and ``CPU Affinity`` values: libvirt's test driver
   reports a fixed 8-CPU map and CPU numbers of its own; ours reports one
-  map entry per host CPU and the first CPU the vCPU may use.
+  map entry per host CPU and the first CPU the vCPU may use. For the same
+  reason, ``vcpupin``'s table (no CPU list given) shows ``0-7`` for an
+  unpinned vCPU under virsh and ``0-15`` (the node's 16 CPUs) under ours.
 - ``version``: the library lines name virtkit and its version where virsh
   names libvirt 9.0.0, and the hypervisor type is ``Test`` (libvirt 0.2.2's
   spelling) where libvirt 9 says ``TEST``; the line layout is compared.
@@ -56,6 +58,7 @@ def normalize(text: str) -> str:
     text = re.sub(r"^Security (model|DOI|label):.*\n", "", text, flags=re.M)
     text = re.sub(r"^(CPU:\s+)\d+$", r"\1<cpu>", text, flags=re.M)
     text = re.sub(r"^(CPU Affinity:\s+)[y-]+$", r"\1<map>", text, flags=re.M)
+    text = re.sub(r"^( \d+ +)0-(7|15)$", r"\1<all>", text, flags=re.M)  # vcpupin's table
     text = re.sub(r"^(Compiled against library|Using library|Using API): \S+ \d+\.\d+\.\d+$",
                   r"\1: <lib>", text, flags=re.M)
     return re.sub(r"^(Running hypervisor: )(\S+)", lambda m: m[1] + m[2].lower(), text,
@@ -95,6 +98,10 @@ SAME = [
         "net-autostart default; net-list; net-autostart --disable default; net-info default"),
     (D, "setmem test 1048576; dominfo test"),
     (D, "setvcpus test 1; vcpuinfo test"),
+    (D, "vcpupin test; vcpupin test 0 1; vcpupin test; vcpupin test 1; vcpupin --domain test "
+        "--vcpu 0"),
+    (D, "destroy test; vcpupin test; vcpupin test 1"),
+    (D, "define xml/new-domain.xml; vcpupin new1; undefine new1"),
     (D, "create xml/new-domain.xml; list; dominfo new1; destroy new1; list --all"),
     (D, "define xml/new-domain.xml; list --all; dominfo new1; vcpuinfo new1; start new1; "
         "list; destroy new1; undefine new1; list --all"),
@@ -156,6 +163,8 @@ FAILURES = [
     ["setvcpus", "test", "abc"],
     ["setvcpus", "test", "-1"],
     ["vcpupin", "test", "x", "0"],
+    ["vcpupin", "test", "5"],
+    ["vcpupin", "test", "--cpulist", "1"],
     ["define", "xml/no-such-file.xml"],
     ["define", "xml"],
     ["define", "xml/bad.xml"],
@@ -198,3 +207,5 @@ def test_normalizations_are_needed() -> None:
     assert "CPU Affinity:   yyyyyyyyyyyyyyyy\n" in ours[1]
     assert "Running hypervisor: TEST 0.0.2" in theirs[1]
     assert "Running hypervisor: Test 0.0.2" in ours[1]
+    ours, theirs = both(["-c", D, "vcpupin test"], DATA)
+    assert " 0      0-7\n" in theirs[1] and " 0      0-15\n" in ours[1]

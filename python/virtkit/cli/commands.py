@@ -505,10 +505,38 @@ def cmd_setvcpus(s: Session, a: Args) -> None:
 
 def cmd_vcpupin(s: Session, a: Args) -> None:
     dom = _dom_arg(s, a)
+    cpulist = a.optional_text("cpulist")
+    if cpulist is None:
+        which = a.get("vcpu")
+        _vcpupin_table(s, dom, which if isinstance(which, int) else None)
+        return
+    if "vcpu" not in a:
+        raise CommandError(_("vcpupin: Missing vCPU number in pin mode."))
     vcpu = a.number("vcpu")
-    cpulist = a.text("cpulist")
     _attempt(_("Failed to pin vCPU %(vcpu)d of domain '%(name)s'") % {"vcpu": vcpu, "name": dom.name},
              lambda: dom.pin_vcpu(vcpu, cpulist))
+
+
+def _vcpupin_table(s: Session, dom: Domain, vcpu: int | None) -> None:
+    """``vcpupin DOMAIN [VCPU]`` with no CPU list: today's virsh table of each
+    vCPU's affinity as a CPU list (the running domain's, else its definition's)."""
+    from virtkit.cli.output import table
+    from virtkit.cpuset import format_cpulist
+
+    failed = _("Failed to get the vCPU affinity of domain '%s'") % dom.name
+    if _attempt(failed, dom.is_active):
+        kind = _("live")
+        pins = [(v.number, v.affinity) for v in _attempt(failed, dom.vcpus)]
+    else:
+        kind = _("persistent")
+        pins = [(n, aff) for n, _cpu, _state, _time, aff in _inactive_vcpus(s, dom, failed)]
+    if vcpu is not None:
+        if not 0 <= vcpu < len(pins):
+            raise CommandError(_("vcpu %(vcpu)d is out of range of %(kind)s cpu count %(count)d")
+                               % {"vcpu": vcpu, "kind": kind, "count": len(pins)})
+        pins = [p for p in pins if p[0] == vcpu]
+    s.print(table((_("VCPU"), _("CPU Affinity")),
+                  [(str(n), format_cpulist(aff)) for n, aff in pins], quiet=s.quiet))
 
 
 def cmd_autostart(s: Session, a: Args) -> None:
@@ -917,9 +945,10 @@ COMMANDS: tuple[Command, ...] = (
             N_("Remove the definition of a domain; a running domain goes on as transient."),
             (_DOMAIN,)),
     Command("vcpupin", cmd_vcpupin, N_("restrict a vCPU to some host CPUs"),
-            N_("Pin a virtual CPU of a domain to the host CPUs of a list such as 0-3,^2,6."),
-            (_DOMAIN, Opt("vcpu", "int", N_("the virtual CPU number"), True, True),
-             Opt("cpulist", "string", N_("host CPU list, e.g. 0-3,^2,6"), True, True))),
+            N_("Pin a virtual CPU of a domain to the host CPUs of a list such as 0-3,^2,6; "
+               "without a list, print the host CPUs each vCPU (or the one given) may use."),
+            (_DOMAIN, Opt("vcpu", "int", N_("the virtual CPU number"), False, True),
+             Opt("cpulist", "string", N_("host CPU list, e.g. 0-3,^2,6"), False, True))),
     # domain monitoring
     Command("domifaddr", cmd_domifaddr, N_("a running domain's interface addresses"),
             N_("Print the IP addresses of a running domain's interfaces, from the DHCP leases "
