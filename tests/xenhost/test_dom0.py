@@ -90,6 +90,23 @@ def test_listing_kept_between_calls_in_dom0(dom0_tests: XenHost) -> None:
     assert re.search(r"\b2 passed\b", out), out
 
 
+def test_devices_in_dom0(dom0_tests: XenHost) -> None:
+    """Interface hot-plug into a running PV guest (API and CLI; its netfront
+    connects, vifD.N joins xenbr0) and into its definition (the vif list,
+    kept across start), detach from both."""
+    out = run_in_dom0(dom0_tests, "tests/xenhost/dom0/dom0_devices.py", label="devices")
+    assert re.search(r"\b1 passed\b", out), out
+
+
+def test_lifecycle_and_hvm_in_dom0(dom0_tests: XenHost) -> None:
+    """on_poweroff/on_reboot/on_crash written to the xl config and carried out
+    when the real guest powers off, reboots or crashes; an HVM guest booted
+    by qemu-system-xen through xen:///."""
+    out = run_in_dom0(dom0_tests, "tests/xenhost/dom0/dom0_lifecycle.py",
+                      label="lifecycle actions, HVM")
+    assert re.search(r"\b2 passed\b", out), out
+
+
 def test_cli_in_dom0(dom0_tests: XenHost) -> None:
     """virtkit -c xen:/// list, dominfo, vcpuinfo, vcpupin, setmem, console."""
     out = run_in_dom0(dom0_tests, "tests/xenhost/dom0/dom0_cli.py", label="CLI")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -41,13 +42,16 @@ def sh(cmd: str | list[str], *, check: bool = True, timeout: float = 300,
 
 
 def pv_xml(name: str, *, memory: int = 131072, vcpus: int = 1, tick: int = 0,
-           uuid: str | None = None, devices: str = "") -> str:
-    """Domain XML of the PV test guest."""
+           uuid: str | None = None, devices: str = "", extra_args: str = "",
+           after_os: str = "") -> str:
+    """Domain XML of the PV test guest (``extra_args`` appended to its kernel's
+    command line, ``after_os`` elements such as ``<on_crash>`` after ``<os>``)."""
     uuid_el = f"<uuid>{uuid}</uuid>" if uuid else ""
+    args = f"console=hvc0 quiet panic=-1 virtkit.tick={tick} {extra_args}".strip()
     return (f"<domain type='xen'><name>{name}</name>{uuid_el}<memory>{memory}</memory>"
             f"<vcpu>{vcpus}</vcpu><os><type>linux</type>"
             f"<kernel>{GUEST_DIR}/guest-vmlinux</kernel><initrd>{GUEST_DIR}/guest-initrd.gz</initrd>"
-            f"<cmdline>console=hvc0 quiet panic=-1 virtkit.tick={tick}</cmdline></os>"
+            f"<cmdline>{args}</cmdline></os>{after_os}"
             f"<devices><console type='pty'/>{devices}</devices></domain>")
 
 
@@ -173,8 +177,13 @@ def conn() -> Iterator[virtkit.Connection]:
 @pytest.fixture(scope="session", autouse=True)
 def dom0_ready() -> None:
     """What the guests' devices need in dom0: loop devices for file-backed disks
-    (Xen's block hotplug script sets up a loop device), a bridge for vifs."""
+    (Xen's block hotplug script sets up a loop device), a bridge for vifs, and
+    the ``ip`` and ``brctl`` that Xen's vif-bridge script runs (dom0's minbase
+    has no iproute2: busybox's applets, linked into /usr/local/sbin at run time)."""
     sh("modprobe loop")
+    for tool in ("ip", "brctl"):
+        if shutil.which(tool) is None:
+            os.symlink(shutil.which("busybox") or "/bin/busybox", f"/usr/local/sbin/{tool}")
     # dom0's minbase has no iproute2: busybox's ip applet.
     if subprocess.run(["busybox", "ip", "link", "show", "xenbr0"],
                       capture_output=True).returncode != 0:

@@ -22,6 +22,10 @@ Reading (``xen-protocols.md`` section 4.1, adapted to today's layout):
   "hvm"`` (``builder``), ``cmdline`` (``extra``), ``maxvcpus`` (the maximum,
   ``vcpus`` then being the number online); any other key virtkit does not
   know is ignored on reading and kept on rewriting;
+- an HVM guest is written and read in xl's spellings (:func:`_xl_hvm`):
+  ``kernel``, ``ramdisk`` and ``extra`` are QEMU's direct kernel boot,
+  ``firmware_override`` the loader (left out for an ``hvmloader``: xl's own),
+  ``device_model_override`` the emulator;
 - a file that cannot be read is left out of the listings (its error is in
   :meth:`ConfigDir.errors`), and never overwritten by a define;
 - parsed files are cached by inode, size and modification time, and the
@@ -110,6 +114,13 @@ def _xm_view(conf: ConfFile) -> ConfFile:
     kind = conf.get("type")
     if "builder" not in conf and isinstance(kind, str) and kind == "hvm":
         view.set("builder", "hvm")
+    if _is_hvm(conf):
+        # xl's HVM keys (see _xl_hvm): the XM reader's ``kernel`` is the loader.
+        loader = conf.get("firmware_override")
+        view.set("kernel", loader if isinstance(loader, str) else DEFAULT_HVMLOADER)
+        model = conf.get("device_model_override")
+        if "device_model" not in conf and isinstance(model, str):
+            view.set("device_model", model)
     cmdline = conf.get("cmdline")
     if "extra" not in conf and isinstance(cmdline, str):
         view.set("extra", cmdline)
@@ -134,7 +145,50 @@ def _xl_spellings(conf: ConfFile, config: DomainConfig) -> str:
         conf.remove("maxvcpus")
     if "extra" in conf:
         conf.remove("cmdline")
+    if config.os.type == "hvm":
+        _xl_hvm(conf, config)
     return conf.dumps()
+
+
+#: The loader an HVM file that names none (``firmware_override``) gets: Xen's
+#: hvmloader, which xl loads from its own firmware directory.
+DEFAULT_HVMLOADER = "/usr/lib/xen/boot/hvmloader"
+
+
+def _is_hvm(conf: ConfFile) -> bool:
+    return any(conf.get(key) == "hvm" for key in ("builder", "type"))
+
+
+def _xl_hvm(conf: ConfFile, config: DomainConfig) -> None:
+    """An HVM guest's keys as xl reads them, where the XM writer's differ: xl's
+    ``kernel``, ``ramdisk`` and ``extra`` are QEMU's direct kernel boot (XM's
+    ``kernel`` was the loader, which xl would hand QEMU as a kernel); the loader
+    is ``firmware_override``, left out when it is an ``hvmloader`` (xl's own,
+    wherever this host keeps it); the device model is ``device_model_override``."""
+    os_ = config.os
+    loader = os_.loader if os_.loader and os.path.basename(os_.loader) != "hvmloader" else None
+    for key, value in (("firmware_override", loader), ("kernel", os_.kernel),
+                       ("ramdisk", os_.initrd), ("extra", os_.cmdline),
+                       ("device_model_override", config.emulator)):
+        if value is None:
+            conf.remove(key)
+        else:
+            conf.set(key, value)
+    conf.remove("device_model")
+
+
+def _with_xl_hvm_boot(config: DomainConfig, conf: ConfFile) -> DomainConfig:
+    """``config`` (the XM reader's) with an HVM file's direct kernel boot (see _xl_hvm)."""
+    if config.os.type != "hvm":
+        return config
+    def text(*keys: str) -> str | None:
+        for key in keys:
+            value = conf.get(key)
+            if isinstance(value, str):
+                return value
+        return None
+    return dataclasses.replace(config, os=dataclasses.replace(
+        config.os, kernel=text("kernel"), initrd=text("ramdisk"), cmdline=text("extra", "cmdline")))
 
 
 class ConfigDir:
@@ -179,7 +233,7 @@ class ConfigDir:
             view = _xm_view(conf)
             if "name" not in view:
                 view.set("name", os.path.basename(path)[:-len(_SUFFIX)])
-            config = parse_xm(view, FORMAT)
+            config = _with_xl_hvm_boot(parse_xm(view, FORMAT), conf)
             derived = config.uuid is None
             uuid = derived_uuid(config.name) if config.uuid is None else config.uuid
             result: Definition | VirtError = Definition(

@@ -173,6 +173,16 @@ def domain_state(info: XenDomainInfo) -> DomainState:
     return _STATES[state] if 0 <= state < len(_STATES) else DomainState(state)
 
 
+#: XEN_DOMINF_dying: the domain is being destroyed.
+_DOMINF_DYING = 1 << 0
+
+
+def _gone(info: XenDomainInfo) -> bool:
+    """Whether a domain Xen still lists is on its way out: dying (also when it
+    had crashed, which domain_state reports first) or shutting down."""
+    return bool(info.flags & _DOMINF_DYING) or domain_state(info) == DomainState.SHUTDOWN
+
+
 def _info(info: XenDomainInfo) -> DomainInfo:
     return DomainInfo(domain_state(info), info.max_memory_kib, info.memory_kib,
                       info.online_vcpus, info.cpu_time_ns)
@@ -408,12 +418,12 @@ class HypervisorBackend(XenBackend):
                 if e.errno != errno_codes.ESRCH:
                     raise
             else:
-                if info.uuid == dom.uuid and domain_state(info) != DomainState.SHUTDOWN:
+                if info.uuid == dom.uuid and not _gone(info):
                     name = self.names(dom.id) if self.names is not None else None
                     return dom if name is None or name == dom.name else \
                         DomainRef(name, dom.uuid, dom.id)
         found = [d for d in self.hypervisor.domain_list()
-                 if d.uuid == dom.uuid and domain_state(d) != DomainState.SHUTDOWN]
+                 if d.uuid == dom.uuid and not _gone(d)]
         if not found:
             return DomainRef(dom.name, dom.uuid, -1)
         domid = found[-1].domid
