@@ -17,6 +17,8 @@ import json
 import os
 import re
 
+import pytest
+
 import virtkit
 from virtkit import DomainState
 from virtkit.xml.domain import LifecycleAction, parse_domain
@@ -112,15 +114,18 @@ def test_lifecycle_actions_are_written_and_honoured(conn: virtkit.Connection) ->
     assert dom.id == third and dom.state() in ACTIVE
     dom.destroy()
 
-    # on_crash=destroy: the crashed domain goes.
-    dom = conn.define_domain(actions_xml(name, "destroy", "restart", "destroy",
-                                         uuid=dom.uuid_string))
-    assert parse_domain(dom.xml_desc()).on_crash == LifecycleAction.DESTROY
-    dom.start()
+    dom.undefine()
+
+    # on_crash=destroy, of a transient domain (whose actions dumpxml reads from
+    # libxl's record of it): the crashed domain goes.
+    dom = conn.create_domain(actions_xml(name, "destroy", "restart", "destroy"))
+    live = parse_domain(dom.xml_desc())
+    assert (live.on_poweroff, live.on_reboot, live.on_crash) == \
+        (LifecycleAction.DESTROY, LifecycleAction.RESTART, LifecycleAction.DESTROY)
     crash(name)
     wait_for("the crashed domain to go", lambda: name not in xl_list())
-    assert dom.state() == DomainState.SHUTOFF
-    dom.undefine()
+    with pytest.raises(virtkit.NoDomainError):
+        conn.lookup_domain_by_name(name)
 
 
 HVMLOADER = "/usr/lib/xen/boot/hvmloader"  # not on Debian's path: xl uses its own

@@ -78,7 +78,7 @@ if TYPE_CHECKING:
     from virtkit.domain import DomainInfo, DomainState, VcpuInfo
     from virtkit.drivers.xen.store import LiveFacts, XenstoreBackend
     from virtkit.xml.capabilities import Capabilities
-    from virtkit.xml.domain import Device, Disk, DomainConfig, Interface
+    from virtkit.xml.domain import Device, Disk, DomainConfig, Interface, LifecycleAction
 
 __all__ = ["Xl", "XlBackend", "XlRow", "parse_xl_list", "parse_vcpu_list", "read_save_header",
            "SAVE_MAGIC"]
@@ -660,9 +660,17 @@ class XlBackend(XenBackend):
     def live_config(self, dom: DomainRef, d: Definition | None = None) -> DomainConfig:
         """A running domain's configuration: its definition (or, for a domain
         with none, what xenstore records of it) with the live facts on top: id,
-        memory, vCPUs, devices and the console's pty from xenstore."""
+        memory, vCPUs, devices and the console's pty from xenstore; its
+        lifecycle actions from libxl's record of it when it has no definition)."""
         facts = self.store.facts(dom)
-        base = d.config if d is not None else config_from_facts(facts)
+        if d is not None:
+            base = d.config
+        else:
+            actions = xl_actions(dom)
+            base = dataclasses.replace(config_from_facts(facts),
+                                       on_poweroff=actions.get("on_poweroff"),
+                                       on_reboot=actions.get("on_reboot"),
+                                       on_crash=actions.get("on_crash"))
         return overlay_facts(base, facts)
 
     # --- one domain: changes ------------------------------------------------------------
@@ -837,6 +845,34 @@ def config_from_facts(facts: LiveFacts) -> DomainConfig:
                           cmdline=facts.cmdline))
     return DomainConfig(name=facts.ref.name, type="xen", uuid=facts.ref.uuid, memory=memory,
                         vcpus=max(facts.vcpus, 1), os=os_config)
+
+
+#: Where libxl keeps the configuration of a domain xl created (``xl list -l`` reads it).
+USERDATA = "/var/lib/xen/userdata-d.{id}.{uuid}.libxl-json"
+
+
+def xl_actions(dom: DomainRef, pattern: str = USERDATA) -> dict[str, LifecycleAction]:
+    """The running domain's ``on_poweroff``/``on_reboot``/``on_crash`` as libxl
+    recorded them when xl created it ({} when there is no readable record).
+    libxl's JSON leaves out an action at its type's default, destroy."""
+    import json
+
+    from virtkit.xml.domain import LifecycleAction
+
+    try:
+        with open(pattern.format(id=dom.id, uuid=format_uuid(dom.uuid))) as f:
+            record = json.loads(f.read().rstrip("\0"))  # libxl ends the file with a NUL
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(record, dict):
+        return {}
+    out = {}
+    for key in ("on_poweroff", "on_reboot", "on_crash"):
+        try:
+            out[key] = LifecycleAction(str(record.get(key, "destroy")).replace("_", "-"))
+        except ValueError:
+            pass  # an action libvirt's XML has no word for (soft_reset)
+    return out
 
 
 def overlay_facts(base: DomainConfig, facts: LiveFacts) -> DomainConfig:
