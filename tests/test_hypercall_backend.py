@@ -33,6 +33,8 @@ class Dom:
     online_vcpus: int = 1
     vcpus: int = 1
     cpu_time_ns: int = 5_000_000
+    #: Xen's XEN_DOMINF_* flags beyond the state (1: dying).
+    flags: int = 0
     affinity: dict[int, list[int]] = field(default_factory=dict)
 
 
@@ -414,7 +416,9 @@ def test_info_now_and_the_listing_it_may_answer_from() -> None:
     assert b.info_now(DomainRef("gone", U1, 9)) is None
     fake.doms[5].state = 4
     assert b.info_now(DomainRef("g5", U2, 5)) is None
-    fake.doms[5].state = 1
+    fake.doms[5].state, fake.doms[5].flags = 6, 1  # crashed, then being destroyed
+    assert b.info_now(DomainRef("g5", U2, 5)) is None
+    fake.doms[5].state, fake.doms[5].flags = 1, 0
     # A listing kept for the infos that follow: each domain's first info from it.
     b.list_all_domains()
     b.keep_listing()

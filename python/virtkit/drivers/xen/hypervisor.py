@@ -309,9 +309,10 @@ class HypervisorBackend(XenBackend):
 
     def info_now(self, dom: DomainRef) -> DomainInfo | None:
         """``dom``'s info from one getdomaininfo, when Xen's domain with its id
-        still has its UUID and is not dying; None otherwise (the driver then
-        brings the reference up to date through :meth:`current` first). The
-        driver's fast path for ``dom.info()``.
+        still has its UUID and is not on its way out (dying, shutting down);
+        None otherwise (the driver then brings the reference up to date
+        through :meth:`current` first). The driver's fast path for
+        ``dom.info()``.
 
         The info of every domain of a listing came with it (getdomaininfolist):
         after a caller's listing of every domain (:meth:`keep_listing`), a
@@ -335,8 +336,8 @@ class HypervisorBackend(XenBackend):
             return None
         state = info.state
         st = _STATES[state] if 0 <= state < len(_STATES) else DomainState(state)
-        if st is DomainState.SHUTDOWN:
-            return None
+        if st is DomainState.SHUTDOWN or info.flags & _DOMINF_DYING:
+            return None  # on its way out: as current() sees it (_gone)
         return DomainInfo(st, info.max_memory_kib, info.memory_kib, info.online_vcpus,
                           info.cpu_time_ns)
 
