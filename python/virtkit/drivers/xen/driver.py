@@ -937,10 +937,6 @@ class XenDriver(Driver):
         #: (the hypervisor's getdomaininfo), None: the routed path.
         self._info_now: Callable[[DomainRef], DomainInfo | None] | None = next(
             (getattr(b, "info_now") for b in backends if hasattr(b, "info_now")), None)
-        #: Told that a listing answered a caller (the hypervisor's records of it
-        #: then serve the infos that follow, see HypervisorBackend.info_now).
-        self._listed: list[Callable[[], None]] = [
-            getattr(b, "keep_listing") for b in backends if hasattr(b, "keep_listing")]
         #: What backends keep of their last reads, dropped before any change.
         self._forget: list[Callable[[], None]] = [
             getattr(b, "forget") for b in backends if hasattr(b, "forget")]
@@ -1010,21 +1006,6 @@ def _install_routes() -> None:
     for op in sorted(offered):
         setattr(XenDriver, op, _route(op))
     XenDriver.domain_get_info = _fast_info(XenDriver.domain_get_info)  # type: ignore[method-assign]
-    XenDriver.list_all_domains = _keeping(XenDriver.list_all_domains)  # type: ignore[method-assign]
-
-
-def _keeping(routed: Callable[[XenDriver], list[DomainRef]]) -> Callable[..., list[DomainRef]]:
-    """``list_all_domains``, after which the hypervisor's backend keeps the
-    listing's records for the infos that follow (HypervisorBackend.info_now)."""
-    def list_all_domains(self: XenDriver) -> list[DomainRef]:
-        refs = routed(self)
-        for keep in self._listed:
-            keep()
-        return refs
-
-    for attr in ("__name__", "__qualname__", "__doc__", "__wrapped__"):
-        setattr(list_all_domains, attr, getattr(routed, attr))
-    return list_all_domains
 
 
 def _fast_info(routed: Callable[[XenDriver, DomainRef], DomainInfo]) -> Callable[..., DomainInfo]:

@@ -33,7 +33,6 @@ import errno as errno_codes
 import os
 import select
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
@@ -195,25 +194,9 @@ class HypervisorBackend(XenBackend):
     #: Xen knows running domains only: the driver routes inactive ones past it.
     live_only: ClassVar[bool] = True
 
-    #: How long a listing's records may answer ``info_now`` (seconds).
-    LISTED_SECONDS: ClassVar[float] = 0.1
-
     def __init__(self, hypervisor: XenHypervisor, names: NameSource | None = None) -> None:
         self.hypervisor = hypervisor
         self.names = names
-        #: The last listing's records by id, with when (monotonic).
-        self._last: tuple[float, dict[int, XenDomainInfo]] | None = None
-        #: The records kept for ``info_now`` (see there), each answering once.
-        self._listed: tuple[float, dict[int, XenDomainInfo]] | None = None
-
-    def keep_listing(self) -> None:
-        """Keep the last listing's records for ``info_now``: the driver calls this
-        when that listing answered a caller's list of every domain."""
-        self._listed = self._last
-
-    def forget(self) -> None:
-        """Drop the kept records (the driver calls this before any change)."""
-        self._listed = self._last = None
 
     @classmethod
     def open(cls, names: NameSource | None = None) -> HypervisorBackend:
@@ -312,26 +295,12 @@ class HypervisorBackend(XenBackend):
         still has its UUID and is not on its way out (dying, shutting down);
         None otherwise (the driver then brings the reference up to date
         through :meth:`current` first). The driver's fast path for
-        ``dom.info()``.
-
-        The info of every domain of a listing came with it (getdomaininfolist):
-        after a caller's listing of every domain (:meth:`keep_listing`), a
-        domain's first ``info_now`` within :attr:`LISTED_SECONDS` answers from
-        that record, with no further hypercall, so that listing every domain
-        and asking each for its info (what a monitor does) costs one hypercall
-        in all. Any other read asks Xen; any change made through the driver
-        drops the records (:meth:`forget`)."""
-        listed = self._listed
-        info = None
-        if listed is not None:
-            info = listed[1].pop(dom.id, None)
-            if info is not None and time.monotonic() - listed[0] > self.LISTED_SECONDS:
-                self._listed = info = None
-        if info is None:
-            try:
-                info = self.hypervisor.domain_info(dom.id)
-            except XenCallError:
-                return None
+        ``dom.info()``: every call asks Xen (a caller wanting every domain's
+        info at once has :meth:`all_domain_stats`, one getdomaininfolist)."""
+        try:
+            info = self.hypervisor.domain_info(dom.id)
+        except XenCallError:
+            return None
         if info.uuid != dom.uuid:
             return None
         state = info.state
@@ -377,7 +346,6 @@ class HypervisorBackend(XenBackend):
         name (being built or torn down) is left out."""
         doms = self.hypervisor.domain_list()
         names = self._names_of([d.domid for d in doms])
-        self._last = (time.monotonic(), {d.domid: d for d in doms})
         return [DomainRef(n, d.uuid, d.domid) for d, n in zip(doms, names) if n is not None]
 
     def _names_of(self, ids: list[int]) -> list[str | None]:
