@@ -2,8 +2,8 @@
 
 Run inside dom0 by tests/xenhost/test_dom0.py. The driver keeps what it read
 (domain names while xenstore says nothing changed under /local/domain, the
-definitions while /etc/xen is unchanged, a listing's records for the infos
-right after it): these tests change the host *by hand*, with ``xl`` and by
+definitions while /etc/xen is unchanged; infos are always asked of Xen):
+these tests change the host *by hand*, with ``xl`` and by
 writing and removing files, and check that the very next call of the same
 connection sees each change. Batch statistics are compared with ``xl list``
 and ``xl vcpu-list``.
@@ -83,7 +83,7 @@ def test_changes_made_by_hand_are_seen_at_once(conn: virtkit.Connection) -> None
     assert "vkt-both" not in conn.list_defined_domains()
 
     # Destroyed by hand: the transient one is gone, the defined one shut off, at once.
-    listing(conn)  # records of a listing from before the destroys must not answer
+    listing(conn)  # a listing from before the destroys must not answer the infos after
     sh("xl destroy vkt-hand2")
     sh("xl destroy vkt-both")
     names = listing(conn)
