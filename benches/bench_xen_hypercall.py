@@ -314,7 +314,8 @@ def run(host: XenHost, counts: tuple[int, ...] = GUEST_COUNTS) -> list[dict[str,
                                 if line.startswith("free_memory")))
                 if free < GUEST_MEMORY_MIB + 8:
                     raise RuntimeError(f"no room for guest {len(made) + 1}: {free} MiB free")
-                host.create_guest(name, memory_mib=GUEST_MEMORY_MIB, extra_args="virtkit.tick=0")
+                host.create_guest(name, memory_mib=GUEST_MEMORY_MIB, extra_args="virtkit.tick=0",
+                                  timeout=600.0)
                 made.append(name)
             for name in made:  # nothing boots while measuring
                 host.wait_guest_console(name, GUEST_READY_MARKER, timeout=300)
