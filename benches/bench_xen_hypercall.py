@@ -55,7 +55,6 @@ noisy; every contestant in dom0 pays the same emulation.
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import tempfile
 import time
@@ -69,6 +68,7 @@ from tests.xenhost.harness import (  # noqa: E402
     GUEST_CONSOLE_DIR,
     GUEST_READY_MARKER,
     XenHost,
+    build_wheel,
     build_xen_image,
 )
 
@@ -460,9 +460,7 @@ def main() -> None:
     with_peer = "--no-peer" not in sys.argv[1:]
     image = build_xen_image()
     with tempfile.TemporaryDirectory(prefix="virtkit-wheel-") as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                        "--disable-pip-version-check", "-w", tmp, str(ROOT)], check=True)
-        wheel = next(Path(tmp).glob("virtkit-*.whl"))
+        wheel = build_wheel(tmp)
         started = time.monotonic()
         with XenHost(image, memory_mib=2048) as host:
             print(f"Xen host up in {time.monotonic() - started:.0f} s; "

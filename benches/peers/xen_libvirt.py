@@ -568,13 +568,11 @@ def measure_libvirt(host: XenHost, guest_counts: tuple[int, ...] = (1, 4, 8), *,
 
 
 def main() -> None:
-    from tests.xenhost.harness import build_xen_image
+    from tests.xenhost.harness import build_wheel, build_xen_image
 
     image = build_xen_image()
     with tempfile.TemporaryDirectory(prefix="virtkit-wheel-") as tmp:
-        subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
-                        "--disable-pip-version-check", "-w", tmp, str(ROOT)], check=True)
-        wheel = next(Path(tmp).glob("virtkit-*.whl"))
+        wheel = build_wheel(tmp)
         started = time.monotonic()
         with XenHost(image, memory_mib=2048) as host:
             print(f"Xen host up in {time.monotonic() - started:.0f} s", file=sys.stderr)

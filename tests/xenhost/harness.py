@@ -701,6 +701,20 @@ def _for_dom0(member: tarfile.TarInfo) -> tarfile.TarInfo | None:
     return member
 
 
+def build_wheel(dest: str | os.PathLike[str]) -> Path:
+    """The virtkit wheel of this checkout, built into ``dest`` the way `pip install .`
+    builds it (for the benchmarks that boot the host; XenHostError with pip's
+    output when the build fails)."""
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps",
+                           "--disable-pip-version-check", "-w", str(dest), str(REPO)],
+                          capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    wheels = sorted(Path(dest).glob("virtkit-*.whl"))
+    if proc.returncode != 0 or len(wheels) != 1:
+        raise XenHostError(f"building the virtkit wheel failed ({proc.returncode}):\n"
+                           f"{proc.stderr}{proc.stdout}")
+    return wheels[0]
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("VIRTKIT_CACHE") or Path.home() / ".cache" / "virtkit")
 

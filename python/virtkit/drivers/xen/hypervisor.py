@@ -316,13 +316,9 @@ class HypervisorBackend(XenBackend):
         return "Xen"
 
     def get_version(self) -> int:
-        major, minor, extra = self.hypervisor.xen_version()
-        digits = ""
-        for c in extra.lstrip(".-"):
-            if not c.isdigit():
-                break
-            digits += c
-        return major * 1_000_000 + minor * 1000 + (int(digits) if digits else 0)
+        from virtkit.drivers.xen.spellings import version_number
+
+        return version_number(*self.hypervisor.xen_version())
 
     def get_node_info(self) -> NodeInfo:
         from virtkit.connection import NodeInfo
