@@ -122,11 +122,6 @@ def test_ctrl_c_abandons_the_line(shell: Terminal) -> None:
     # flushed by the terminal before readline reads, and land between its
     # signal check and its wait (a lost wake-up the test would mistake for a hang).
     shell.read_until(b"destroy alpha")
-    # The echo is written before readline goes back into select(): a Ctrl+C that
-    # lands in between is acted on only at the next key. A typist's Ctrl+C comes
-    # long after the echo; the test's too, after a pause (a fresh-clone run under
-    # load lost one without it).
-    time.sleep(0.5)
     shell.type(b"\x03")
     shell.read_until(PROMPT)
     shell.type(b"domstate alpha\r")

@@ -58,6 +58,13 @@ def _run_script(session: Session) -> int:
 
 def _run_interactive(session: Session) -> int:
     import readline
+    import signal
+
+    # Started from a context that ignores SIGINT (a background job of a
+    # non-interactive shell, nohup), Python leaves it ignored and Ctrl+C would do
+    # nothing: at a terminal, Ctrl+C abandons the line being typed.
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     session.interactive = True
     completer = Completer(session)
