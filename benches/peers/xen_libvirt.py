@@ -453,12 +453,17 @@ out = {"libvirt_version": conn.getLibVersion(), "hypervisor_version": conn.getVe
 try:
     # Lifecycle, no other guest running.
     starts, shutdowns, destroys = [], [], []
-    for run in range(cfg["lifecycle_runs"]):
-        name = f"{PREFIX}-life"
+
+    def started(name):
+        """Start ``name`` (its time into ``starts``), wait for its guest: (dom, UUID)."""
         dom, took = start(name)
         starts.append(took)
         wait_ready(name)
-        uuid = dom.UUIDString()
+        return dom, dom.UUIDString()
+
+    for run in range(cfg["lifecycle_runs"]):
+        name = f"{PREFIX}-life"
+        dom, uuid = started(name)
         t = time.perf_counter()
         dom.shutdown()
         while not gone(uuid):
@@ -467,10 +472,7 @@ try:
             time.sleep(0.005)
         shutdowns.append(time.perf_counter() - t)
         finish(name)
-        dom, took = start(name)
-        starts.append(took)
-        wait_ready(name)
-        uuid = dom.UUIDString()
+        dom, uuid = started(name)
         t = time.perf_counter()
         dom.destroy()
         destroys.append(time.perf_counter() - t)
